@@ -1,0 +1,44 @@
+# Flower-CDN. `make run` starts the demo, `make test` runs every test.
+GO       ?= go
+BIN      := bin
+GOFLAGS  ?=
+export CGO_ENABLED ?= 0
+
+.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/flower ./cmd/flower
+	$(GO) build -o $(BIN)/flower-bootstrap ./cmd/flower-bootstrap
+
+# The main job. Until the browser peer lands, `make run` runs the simulator
+# demo (Flower-CDN against Squirrel and origin-only) and writes an SVG plot.
+run: build
+	./$(BIN)/flower sim --peers 2000 --sites 20 --queries 200000 --seed 7 --plot sim.svg
+	@echo "plot written to $(CURDIR)/sim.svg"
+
+sim: build
+	./$(BIN)/flower sim $(SIMFLAGS)
+
+test: vet
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+bench: build
+	./scripts/bench-sim.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN) sim.svg
