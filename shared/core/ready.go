@@ -2,31 +2,20 @@ package core
 
 import (
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/interest"
 	"github.com/flowercdn/flower/shared/wire"
 )
 
-// Role is a node's role for one website.
-type Role uint8
+// Role is a node's role for one website (the interest manager's updateRole).
+type Role = interest.Role
 
 // Roles, as the seed's updateRole(ws, r).
 const (
-	RoleNone      Role = iota // not interested in the website
-	RoleClient                // interested, not yet in a petal
-	RoleContent               // member of petal(ws, loc)
-	RoleDirectory             // holds a D-ring position for (ws, loc)
+	RoleNone      = interest.None      // not interested in the website
+	RoleClient    = interest.Client    // interested, not yet in a petal
+	RoleContent   = interest.Content   // member of petal(ws, loc)
+	RoleDirectory = interest.Directory // holds a D-ring position for (ws, loc)
 )
-
-func (r Role) String() string {
-	switch r {
-	case RoleClient:
-		return "client"
-	case RoleContent:
-		return "content"
-	case RoleDirectory:
-		return "directory"
-	}
-	return "none"
-}
 
 // Source says where a query's object came from.
 type Source uint8
@@ -64,6 +53,7 @@ type Answer struct {
 	Provider ids.PeerID // the serving peer when Source is SourcePeer
 	Hops     int        // overlay hops the query took to reach its provider
 	Failed   bool       // the origin fetch failed too
+	Aborted  bool       // the node went offline before the query finished
 }
 
 // Fetch asks the host to fetch an object from its website's origin and to

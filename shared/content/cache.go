@@ -1,0 +1,167 @@
+// Package content holds a content peer's cache of one website: objects
+// bounded by a byte quota (LRU plus expiry), the changes not yet pushed to
+// the directory, and the content summary gossiped to the petal.
+package content
+
+import (
+	"container/list"
+	"slices"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/summary"
+)
+
+type item struct {
+	obj     ids.ObjectID
+	size    int64
+	expires time.Duration // 0: never
+}
+
+// Cache is the cache of one website at one peer. Its methods are not safe
+// for concurrent use (the core is single-threaded).
+type Cache struct {
+	quota   int64
+	used    int64
+	lru     *list.List // front: most recent
+	items   map[ids.ObjectID]*list.Element
+	pending map[ids.ObjectID]bool // true: added, false: removed since last push
+	changes int
+	sum     *summary.Builder
+}
+
+// NewCache returns an empty cache with a byte quota (0: unbounded) and the
+// false-positive target of its summary.
+func NewCache(quota int64, fp float64) *Cache {
+	return &Cache{
+		quota:   quota,
+		lru:     list.New(),
+		items:   make(map[ids.ObjectID]*list.Element),
+		pending: make(map[ids.ObjectID]bool),
+		sum:     summary.NewBuilder(fp),
+	}
+}
+
+// Len is the number of objects held.
+func (c *Cache) Len() int { return len(c.items) }
+
+// Used is the number of bytes held.
+func (c *Cache) Used() int64 { return c.used }
+
+func (c *Cache) all(yield func(ids.ObjectID) bool) {
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		if !yield(e.Value.(*item).obj) {
+			return
+		}
+	}
+}
+
+// Has reports whether obj is cached and fresh at now; a hit refreshes its
+// LRU position. An expired object is evicted and reported in evicted.
+func (c *Cache) Has(now time.Duration, obj ids.ObjectID, evicted func(ids.ObjectID)) bool {
+	e, ok := c.items[obj]
+	if !ok {
+		return false
+	}
+	it := e.Value.(*item)
+	if it.expires != 0 && now >= it.expires {
+		c.remove(e)
+		if evicted != nil {
+			evicted(obj)
+		}
+		return false
+	}
+	c.lru.MoveToFront(e)
+	return true
+}
+
+// Contains reports whether obj is cached, without touching LRU order.
+func (c *Cache) Contains(obj ids.ObjectID) bool {
+	_, ok := c.items[obj]
+	return ok
+}
+
+// Put stores obj (size bytes, expiring at expires, 0 = never) and evicts
+// least recently used objects past the quota, reporting each in evicted.
+// An object larger than the quota is not stored; Put reports whether obj
+// was stored.
+func (c *Cache) Put(obj ids.ObjectID, size int64, expires time.Duration, evicted func(ids.ObjectID)) bool {
+	if c.quota > 0 && size > c.quota {
+		return false
+	}
+	if e, ok := c.items[obj]; ok {
+		it := e.Value.(*item)
+		c.used += size - it.size
+		it.size, it.expires = size, expires
+		c.lru.MoveToFront(e)
+	} else {
+		c.items[obj] = c.lru.PushFront(&item{obj: obj, size: size, expires: expires})
+		c.used += size
+		c.note(obj, true)
+		c.sum.Add(obj, len(c.items), c.all)
+	}
+	for c.quota > 0 && c.used > c.quota {
+		back := c.lru.Back()
+		victim := back.Value.(*item).obj
+		c.remove(back)
+		if evicted != nil {
+			evicted(victim)
+		}
+	}
+	return true
+}
+
+func (c *Cache) remove(e *list.Element) {
+	it := c.lru.Remove(e).(*item)
+	delete(c.items, it.obj)
+	c.used -= it.size
+	c.note(it.obj, false)
+	c.sum.Remove(len(c.items), c.all)
+}
+
+func (c *Cache) note(obj ids.ObjectID, added bool) {
+	c.changes++
+	if prev, ok := c.pending[obj]; ok && prev != added {
+		delete(c.pending, obj) // added then removed (or back): nothing to tell
+		return
+	}
+	c.pending[obj] = added
+}
+
+// Changes is the number of cache changes since the last TakeChanges.
+func (c *Cache) Changes() int { return c.changes }
+
+// TakeChanges returns the objects added and removed since the last call, in
+// ascending order, and resets the change counter.
+func (c *Cache) TakeChanges() (added, removed []ids.ObjectID) {
+	for obj, a := range c.pending {
+		if a {
+			added = append(added, obj)
+		} else {
+			removed = append(removed, obj)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	clear(c.pending)
+	c.changes = 0
+	return added, removed
+}
+
+// Objects returns every cached object in ascending order (a full push).
+func (c *Cache) Objects() []ids.ObjectID {
+	out := make([]ids.ObjectID, 0, len(c.items))
+	for obj := range c.items {
+		out = append(out, obj)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SummaryVersion grows whenever the content summary changes.
+func (c *Cache) SummaryVersion() uint64 { return c.sum.Version() }
+
+// Summary is the content summary: an immutable Bloom filter of the cache.
+func (c *Cache) Summary() *bloom.BloomFilter { return c.sum.Snapshot() }

@@ -1,0 +1,281 @@
+package core
+
+import (
+	"slices"
+	"time"
+
+	"github.com/flowercdn/flower/shared/directory"
+	"github.com/flowercdn/flower/shared/dring"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/wire"
+)
+
+// position returns the held position at key, or nil.
+func (n *Node) position(key ids.Key) *position {
+	for _, p := range n.positions {
+		if p.key == key {
+			return p
+		}
+	}
+	return nil
+}
+
+// positionFor returns a position held for site, or nil.
+func (n *Node) positionFor(site ids.SiteID) *position {
+	for _, p := range n.positions {
+		if p.site == site {
+			return p
+		}
+	}
+	return nil
+}
+
+func (n *Node) positionsOf(site ids.SiteID) []*position {
+	var out []*position
+	for _, p := range n.positions {
+		if p.site == site {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// routeFrom picks the held position that most closely precedes (or is) key:
+// lookups leave the node from there.
+func (n *Node) routeFrom(key ids.Key) *position {
+	var best *position
+	for _, p := range n.positions {
+		if best == nil || dring.Distance(p.key, key) < dring.Distance(best.key, key) {
+			best = p
+		}
+	}
+	return best
+}
+
+// becomeDirectory installs a position after a successful tryJoin:
+// updateRole(ws, directory).
+func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs []ids.Member, gen uint32) *position {
+	_, _, inst := n.layout.Split(key)
+	self := ids.Member{Key: key, ID: n.id}
+	p := &position{
+		site:  sp.site,
+		key:   key,
+		inst:  inst,
+		epoch: n.newID(),
+		gen:   gen,
+		ring:  dring.New(self, n.cfg.SuccessorListLen),
+		index: directory.NewIndex(n.cfg.BloomFP),
+		sums:  directory.NewSummaries(),
+	}
+	if !succ.IsZero() && succ.ID != n.id {
+		p.ring.SetSuccessors(succ, succs)
+	}
+	n.positions = append(n.positions, p)
+	slices.SortFunc(n.positions, func(a, b *position) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return 0
+	})
+	sp.dir = wire.DirInfo{Member: self, Gen: gen}
+	sp.joining = false
+	sp.pushReq = 0
+	// The directory indexes its own cache.
+	p.index.Apply(n.id, n.now, true, sp.cache.Objects(), nil)
+	sp.cache.TakeChanges()
+	n.setRole(sp, RoleDirectory, key)
+	n.after(n.cfg.StabilizePeriod/4+1, timer{kind: tStabilize, key: key, id: p.epoch})
+	n.after(n.cfg.FixFingersPeriod, timer{kind: tFixFinger, key: key, id: p.epoch})
+	n.after(n.cfg.RingCheckPeriod/2+n.jitter(n.cfg.RingCheckPeriod/2), timer{kind: tRingCheck, key: key, id: p.epoch})
+	n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: key, id: p.epoch})
+	n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: key, id: p.epoch})
+	n.discover(p)
+	return p
+}
+
+func (n *Node) jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(n.rnd.Int64N(int64(d)))
+}
+
+// dropPosition leaves a position (stepping down or going offline).
+func (n *Node) dropPosition(p *position) {
+	n.positions = slices.DeleteFunc(n.positions, func(q *position) bool { return q == p })
+	p.epoch = 0
+}
+
+// stepDown gives up position p to winner (another peer holds the same key
+// and wins the tie-break): the node goes back to being a content peer.
+func (n *Node) stepDown(p *position, winner ids.Member) {
+	sp := n.sites[p.site]
+	n.dropPosition(p)
+	sp.dir = wire.DirInfo{Member: winner, Gen: p.gen}
+	sp.needFull = true
+	n.setRole(sp, RoleContent, 0)
+	n.push(sp)
+}
+
+// assignDir is the dir-info a new client of p's petal gets: p itself, or,
+// once PetalUp-CDN split the petal, the instances in turn.
+func (n *Node) assignDir(p *position) wire.DirInfo {
+	self := wire.DirInfo{Member: p.ring.Self, Gen: p.gen}
+	inst := n.instances(p)
+	if len(inst) == 0 {
+		return self
+	}
+	p.rr = (p.rr + 1) % (len(inst) + 1)
+	if p.rr == 0 {
+		return self
+	}
+	return wire.DirInfo{Member: inst[p.rr-1]}
+}
+
+// instances returns the other directory instances of p's petal it knows.
+func (n *Node) instances(p *position) []ids.Member {
+	var out []ids.Member
+	for _, m := range p.sums.Members() {
+		if m.Key != p.key && n.samePetal(m.Key, p.key) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// onPush is processPush(p) and processKeepalive(k).
+func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
+	p := n.position(m.Key)
+	if p == nil || p.site != m.Site {
+		var hint wire.DirInfo
+		if sp := n.sites[m.Site]; sp != nil && sp.dir.Member.Key == m.Key && sp.dir.Member.ID != n.id && sp.dir.Member.ID != from {
+			hint = sp.dir
+		}
+		n.send(from, &wire.PushAck{Site: m.Site, Key: m.Key, OK: false, Dir: hint})
+		return
+	}
+	p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}
+	// PetalUp-CDN: hand content peers over to the instances while this
+	// directory is above half its limit.
+	if p.inst == 0 && p.index.NumPeers() > n.cfg.PetalMaxPeers/2 {
+		if inst := n.instances(p); len(inst) > 0 && from != n.id {
+			p.rr = (p.rr + 1) % len(inst)
+			ack.Dir = wire.DirInfo{Member: inst[p.rr]}
+			p.index.RemovePeer(from)
+		}
+	}
+	n.send(from, ack)
+}
+
+func (n *Node) onDirSummary(from ids.PeerID, m *wire.DirSummary) {
+	if m.From.ID != from {
+		return
+	}
+	for _, p := range n.positionsOf(m.Site) {
+		if m.From.Key == p.key {
+			continue
+		}
+		p.sums.Receive(m.From, m.Summary, n.now)
+		for _, d := range m.Dirs {
+			if d.ID != n.id && n.layout.SameSite(d.Key, m.Site) {
+				p.sums.Know(d, n.now)
+			}
+		}
+	}
+}
+
+// summaryRound sends the directory summary to the other directories of the
+// website when enough changed, or when SummaryPeriod passed; it also
+// refreshes their discovery and forgets the silent ones.
+func (n *Node) summaryRound(p *position) {
+	p.sums.Expire(n.now - 3*n.cfg.SummaryPeriod)
+	due := n.now-p.lastSum >= n.cfg.SummaryPeriod
+	if !due && p.index.Changes() < n.cfg.SummaryChanges {
+		return
+	}
+	if due {
+		n.discover(p)
+	}
+	n.sendSummary(p)
+}
+
+func (n *Node) sendSummary(p *position) {
+	p.lastSum = n.now
+	p.index.TakeChanges()
+	members := p.sums.Members()
+	dirs := append([]ids.Member{p.ring.Self}, members...)
+	if len(dirs) > 32 {
+		dirs = dirs[:32]
+	}
+	sum := p.index.Summary()
+	for _, d := range members {
+		if d.ID == n.id {
+			continue
+		}
+		n.send(d.ID, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: sum, Dirs: dirs})
+	}
+}
+
+// discover looks up the directories of the website's other localities.
+func (n *Node) discover(p *position) {
+	for loc := 0; loc < n.cfg.Localities; loc++ {
+		k := n.layout.Key(p.site, loc, 0)
+		if k == p.key {
+			continue
+		}
+		n.findSucc(n.id, &request{kind: reqDiscover, key: p.key, target: k})
+	}
+}
+
+// expireRound drops content peers that missed KeepaliveMisses keepalive
+// periods, and runs the PetalUp-CDN split check.
+func (n *Node) expireRound(p *position) {
+	p.index.Expire(n.now - n.cfg.KeepalivePeriod*time.Duration(n.cfg.KeepaliveMisses))
+	if p.inst != 0 || p.index.NumPeers() <= n.cfg.PetalMaxPeers {
+		return
+	}
+	inst := n.instances(p)
+	if len(inst)+1 >= n.layout.MaxInstances() {
+		return
+	}
+	used := map[int]bool{0: true}
+	for _, m := range inst {
+		_, _, i := n.layout.Split(m.Key)
+		used[i] = true
+	}
+	next := 1
+	for used[next] {
+		next++
+	}
+	// Promote the content peer holding the most objects (ties: lowest id).
+	var best ids.PeerID
+	bestN := -1
+	for _, id := range p.index.PeerIDs() {
+		if id == n.id {
+			continue
+		}
+		if c := len(p.index.Peer(id).Objs); c > bestN {
+			best, bestN = id, c
+		}
+	}
+	if bestN < 0 {
+		return
+	}
+	key := n.layout.Key(p.site, n.loc, next)
+	n.send(best, &wire.Promote{Site: p.site, Key: key, Gen: p.gen, Dirs: append([]ids.Member{p.ring.Self}, inst...)})
+}
+
+// onPromote: PetalUp-CDN asks this content peer to become a new directory
+// instance of its petal.
+func (n *Node) onPromote(from ids.PeerID, m *wire.Promote) {
+	sp := n.sites[m.Site]
+	if sp == nil || n.Role(m.Site) != RoleContent || !n.samePetal(m.Key, sp.baseKey) || sp.dir.Member.ID != from {
+		return
+	}
+	sp.promotedDirs = m.Dirs
+	n.tryJoin(sp, m.Key)
+}

@@ -1,0 +1,484 @@
+package core
+
+import (
+	"slices"
+	"time"
+
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/wire"
+)
+
+type stage uint8
+
+const (
+	stageAsk    stage = iota // step 2: petal contacts whose summary may hold the object
+	stageDir                 // step 3: the petal's directory
+	stageLookup              // step 3 for a new client: D-ring lookup
+	stageWait                // waiting for entry points
+	stageOrigin              // step 4: origin fetch under way
+)
+
+// query is a user query in progress at its originator.
+type query struct {
+	qid      uint64
+	site     ids.SiteID
+	obj      ids.ObjectID
+	stage    stage
+	stageSeq uint32
+	asked    []ids.PeerID
+	target   ids.PeerID // the peer asked in the current stage
+	sentAt   time.Duration
+	tries    int
+	lookups  int
+	hops     int
+}
+
+// Query is submitQuery(q) for object obj of website site. The result is
+// delivered as an Answer in Ready (at once for a local hit). The node
+// becomes interested in site if it was not.
+func (n *Node) Query(now time.Duration, site ids.SiteID, obj ids.ObjectID) uint64 {
+	n.enter(now)
+	defer n.leave()
+	qid := n.newID()
+	sp := n.site(site)
+	if sp.cache.Has(n.now, obj, n.evicted(sp)) {
+		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: site, Obj: obj, Source: SourceLocal})
+		return qid
+	}
+	if !n.online {
+		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: site, Obj: obj, Source: SourceOrigin, Failed: true, Aborted: true})
+		return qid
+	}
+	q := &query{qid: qid, site: site, obj: obj, stage: stageAsk}
+	n.queries[qid] = q
+	n.advance(q)
+	return qid
+}
+
+func (n *Node) evicted(sp *sitePeer) func(ids.ObjectID) {
+	return func(obj ids.ObjectID) {
+		n.ready.Evicts = append(n.ready.Evicts, Evict{Site: sp.site, Obj: obj})
+	}
+}
+
+func (n *Node) setStage(q *query, s stage, timeout time.Duration) {
+	q.stage = s
+	q.stageSeq++
+	q.sentAt = n.now
+	if timeout > 0 {
+		n.after(timeout, timer{kind: tQuery, id: q.qid, stage: q.stageSeq})
+	}
+}
+
+// advance moves q to its next step (the seed's processQuery at the content
+// protocol): petal contacts, then the directory (through D-ring for a new
+// client), then the origin.
+func (n *Node) advance(q *query) {
+	sp := n.sites[q.site]
+	role := n.Role(q.site)
+	if q.stage == stageAsk && (role == RoleContent || role == RoleDirectory) && q.tries < n.cfg.QueryTries {
+		cands := sp.view.MayHold(q.obj, func(p ids.PeerID) bool { return slices.Contains(q.asked, p) })
+		if len(cands) > 0 {
+			c := n.nearest(cands)
+			q.tries++
+			q.asked = append(q.asked, c)
+			q.target = c
+			q.hops++
+			n.setStage(q, stageAsk, n.timeoutFor(c))
+			n.send(c, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Mode: wire.QAsk, Hops: 1})
+			return
+		}
+	}
+	if q.stage <= stageDir && sp.dir.Member.ID != (ids.PeerID{}) && !slices.Contains(q.asked, sp.dir.Member.ID) &&
+		(role == RoleContent || role == RoleDirectory) {
+		d := sp.dir.Member
+		q.asked = append(q.asked, d.ID)
+		q.target = d.ID
+		q.hops++
+		n.setStage(q, stageDir, n.cfg.RequestTimeout)
+		n.send(d.ID, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: d.Key, Mode: wire.QDir, Hops: 1})
+		return
+	}
+	if q.stage <= stageWait && q.lookups <= n.cfg.LookupRetries {
+		n.lookup(q, sp)
+		return
+	}
+	n.fetchOrigin(q)
+}
+
+// lookup routes q over D-ring toward generateKey(ws, loc).
+func (n *Node) lookup(q *query, sp *sitePeer) {
+	var via ids.PeerID
+	if len(n.positions) > 0 {
+		via = n.id // this node is on D-ring: route from here
+	} else {
+		e, ok, empty := n.entry()
+		switch {
+		case empty:
+			// Nobody holds any position: this peer founds D-ring.
+			n.tryJoin(sp, sp.baseKey)
+			n.fetchOrigin(q)
+			return
+		case !ok:
+			n.setStage(q, stageWait, 0)
+			n.waitQueries = append(n.waitQueries, q.qid)
+			return
+		}
+		via = e.ID
+	}
+	q.lookups++
+	q.target = via
+	q.hops++
+	n.setStage(q, stageLookup, n.cfg.LookupTimeout)
+	n.send(via, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: sp.baseKey, Mode: wire.QLookup,
+		Hops: 1, NewClient: sp.dir.Member.IsZero()})
+}
+
+func (n *Node) fetchOrigin(q *query) {
+	n.setStage(q, stageOrigin, 0)
+	n.ready.Fetches = append(n.ready.Fetches, Fetch{QID: q.qid, Site: q.site, Obj: q.obj})
+}
+
+// nearest is the candidate with the lowest measured RTT (unknown RTTs last,
+// first in order among equals).
+func (n *Node) nearest(cands []ids.PeerID) ids.PeerID {
+	best := cands[0]
+	bestRTT, ok := n.rtt[best]
+	for _, c := range cands[1:] {
+		if r, k := n.rtt[c]; k && (!ok || r < bestRTT) {
+			best, bestRTT, ok = c, r, true
+		}
+	}
+	return best
+}
+
+func (n *Node) queryTimeout(q *query) {
+	sp := n.sites[q.site]
+	switch q.stage {
+	case stageAsk:
+		// removeContact: the contact did not answer in time.
+		sp.view.RemoveContact(q.target)
+		n.advance(q)
+	case stageDir:
+		// The directory did not answer: replace it (tryJoin), and go on.
+		if sp.dir.Member.ID == q.target {
+			n.tryJoin(sp, n.joinKey(sp))
+		}
+		n.advanceFrom(q, stageLookup)
+	case stageLookup:
+		n.dropEntry(q.target)
+		n.advanceFrom(q, stageLookup)
+	}
+}
+
+func (n *Node) advanceFrom(q *query, s stage) {
+	q.stage = s
+	if s == stageLookup && n.Role(q.site) != RoleClient {
+		// A petal member whose directory failed does not look up D-ring
+		// again for this query: tryJoin is under way.
+		n.fetchOrigin(q)
+		return
+	}
+	n.advance(q)
+}
+
+func (n *Node) onMiss(from ids.PeerID, m *wire.Miss) {
+	q := n.queries[m.QID]
+	if q == nil || q.stage == stageOrigin {
+		return
+	}
+	n.observeRTT(from, n.now-q.sentAt)
+	switch q.stage {
+	case stageAsk:
+		if from == q.target {
+			n.advance(q) // false positive of the contact's summary: next
+		}
+	case stageLookup:
+		if from == q.target {
+			// The entry point no longer holds a D-ring position.
+			n.dropEntry(from)
+			n.advanceFrom(q, stageLookup)
+			return
+		}
+		n.fetchOrigin(q)
+	default:
+		n.fetchOrigin(q) // the holder the directory chose no longer has it
+	}
+}
+
+func (n *Node) onNotFound(from ids.PeerID, m *wire.NotFound) {
+	sp := n.sites[m.Site]
+	if sp == nil {
+		return
+	}
+	q := n.queries[m.QID]
+	if !m.Dir.Member.IsZero() {
+		n.learnDir(sp, m.Dir, m.View)
+	}
+	if m.Vacant && m.Key == n.joinKey(sp) {
+		n.tryJoin(sp, m.Key)
+	}
+	if q == nil || q.stage == stageOrigin {
+		return
+	}
+	n.fetchOrigin(q)
+}
+
+// onInitView is initializeView(v): a new client becomes a content peer.
+func (n *Node) onInitView(from ids.PeerID, m *wire.InitView) {
+	sp := n.sites[m.Site]
+	if sp == nil {
+		return
+	}
+	n.learnDir(sp, m.Dir, m.View)
+	sp.view.AddContact(wire.Contact{ID: from})
+}
+
+// learnDir handles a directory's (or petal peer's) answer to a new client:
+// it takes dir-info and the initial view, and becomes a content peer.
+func (n *Node) learnDir(sp *sitePeer, d wire.DirInfo, view []wire.Contact) {
+	for _, c := range view {
+		if c.ID != n.id {
+			sp.view.AddContact(c)
+		}
+	}
+	if d.Member.IsZero() {
+		return
+	}
+	if n.Role(sp.site) == RoleClient {
+		n.updateDirInfo(sp, d)
+		n.setRole(sp, RoleContent, 0)
+		return
+	}
+	if n.Role(sp.site) == RoleContent && (sp.dir.Member.IsZero() || (d.Member.Key == sp.dir.Member.Key && d.Gen > sp.dir.Gen)) {
+		n.updateDirInfo(sp, d)
+	}
+}
+
+// updateDirInfo is updateDir-info(d).
+func (n *Node) updateDirInfo(sp *sitePeer, d wire.DirInfo) {
+	if sp.dir.Member != d.Member {
+		sp.needFull = true
+	}
+	sp.dir = d
+	n.ready.Persist = true
+}
+
+// Delivered reports that the object of query qid arrived from peer from.
+// ok false means it failed verification (checkSignature): the sender is
+// avoided and the query goes to the origin.
+func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool, size int64) {
+	n.enter(now)
+	defer n.leave()
+	q := n.queries[qid]
+	if q == nil || q.stage == stageOrigin || !n.online {
+		return
+	}
+	sp := n.sites[q.site]
+	if !ok {
+		sp.view.RemoveContact(from)
+		n.fetchOrigin(q)
+		return
+	}
+	if q.stage == stageAsk && from == q.target {
+		n.observeRTT(from, n.now-q.sentAt)
+	}
+	delete(n.queries, qid)
+	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
+	n.store(sp, q.obj, size)
+}
+
+// FetchDone reports the result of an origin fetch asked for in Ready.Fetches.
+func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
+	n.enter(now)
+	defer n.leave()
+	q := n.queries[qid]
+	if q == nil || q.stage != stageOrigin {
+		return
+	}
+	delete(n.queries, qid)
+	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Hops: q.hops, Failed: !ok})
+	if ok && n.online {
+		n.store(n.sites[q.site], q.obj, size)
+	}
+}
+
+// store caches a verified object and runs the push behaviour.
+func (n *Node) store(sp *sitePeer, obj ids.ObjectID, size int64) {
+	if !sp.cache.Put(obj, size, 0, n.evicted(sp)) {
+		return
+	}
+	if p := n.positionFor(sp.site); p != nil {
+		// A directory indexes its own cache directly.
+		added, removed := sp.cache.TakeChanges()
+		p.index.Apply(n.id, n.now, false, added, removed)
+		return
+	}
+	if sp.cache.Changes() >= n.cfg.PushThreshold {
+		n.push(sp)
+	}
+}
+
+// onQuery is processQuery(q) at the content and directory protocols of a
+// remote peer.
+func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
+	if int(m.Hops) > n.cfg.MaxHops {
+		return
+	}
+	switch m.Mode {
+	case wire.QAsk, wire.QServe:
+		sp := n.sites[m.Site]
+		if sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
+			n.serve(sp, m)
+			if m.NewClient {
+				n.initialGossip(sp, m.Origin)
+			}
+			return
+		}
+		n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
+	case wire.QLookup:
+		p := n.routeFrom(m.Key)
+		if p == nil {
+			n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
+			return
+		}
+		next, _ := p.ring.NextHop(m.Key)
+		if next.ID == n.id {
+			n.dirQuery(p, m)
+			return
+		}
+		fw := *m
+		fw.Hops++
+		n.send(next.ID, &fw)
+	case wire.QDir, wire.QForward:
+		p := n.position(m.Key)
+		if p == nil || p.site != m.Site {
+			var hint wire.DirInfo
+			if sp := n.sites[m.Site]; sp != nil && m.Mode == wire.QDir && sp.dir.Member.Key == m.Key && sp.dir.Member.ID != n.id {
+				hint = sp.dir
+			}
+			n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key, Vacant: m.Mode == wire.QDir, Dir: hint})
+			return
+		}
+		n.dirQuery(p, m)
+	}
+}
+
+func (n *Node) serve(sp *sitePeer, m *wire.Query) {
+	n.ready.Serves = append(n.ready.Serves, Serve{QID: m.QID, Site: m.Site, Obj: m.Obj, To: m.Origin, Hops: int(m.Hops)})
+}
+
+// dirQuery is processQuery(q) at the directory protocol of position p.
+func (n *Node) dirQuery(p *position, m *wire.Query) {
+	if p.key != m.Key || p.site != m.Site {
+		// The lookup ended at the successor of a free position.
+		n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key, Vacant: true})
+		return
+	}
+	sp := n.sites[p.site]
+	own := m.Mode != wire.QForward // the originator belongs to this petal
+	if m.Origin != n.id && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
+		n.serve(sp, m)
+		if m.NewClient {
+			n.initialGossip(sp, m.Origin)
+		}
+		if own {
+			p.index.AddHolder(m.Obj, m.Origin, n.now)
+		}
+		return
+	}
+	if h, ok := p.index.Pick(m.Obj, m.Origin, n.rnd); ok {
+		fw := *m
+		fw.Mode = wire.QServe
+		fw.Hops++
+		n.send(h, &fw)
+		if own && m.Origin != n.id {
+			p.index.AddHolder(m.Obj, m.Origin, n.now)
+		}
+		return
+	}
+	if own {
+		if d, ok := n.pickRemote(p, m.Obj); ok {
+			fw := *m
+			fw.Mode = wire.QForward
+			fw.Key = d.Key
+			fw.NewClient = false
+			fw.Hops++
+			n.send(d.ID, &fw)
+			if m.NewClient {
+				n.initialGossip(sp, m.Origin)
+			}
+			if m.Origin != n.id {
+				p.index.AddHolder(m.Obj, m.Origin, n.now)
+			}
+			return
+		}
+	}
+	nf := &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key}
+	if own && m.Origin != n.id {
+		// The originator fetches it from the origin now: index it at once so
+		// the petal's next query for it finds it.
+		p.index.AddHolder(m.Obj, m.Origin, n.now)
+		if m.NewClient {
+			nf.Dir = n.assignDir(p)
+			nf.View = n.viewFor(sp, p, m.Origin)
+		}
+	}
+	n.send(m.Origin, nf)
+}
+
+// pickRemote chooses, among the other directories of the website whose
+// summary may hold obj, the nearest: same locality (PetalUp siblings) first,
+// then lowest measured RTT.
+func (n *Node) pickRemote(p *position, obj ids.ObjectID) (ids.Member, bool) {
+	var best ids.Member
+	bestScore := time.Duration(-1)
+	for _, d := range p.sums.Candidates(obj) {
+		if d.ID == n.id {
+			continue
+		}
+		score := n.cfg.RequestTimeout
+		if r, ok := n.rtt[d.ID]; ok {
+			score = r
+		}
+		if _, loc, _ := n.layout.Split(d.Key); loc == n.loc {
+			score = 0
+		}
+		if bestScore < 0 || score < bestScore {
+			best, bestScore = d, score
+		}
+	}
+	return best, bestScore >= 0
+}
+
+// initialGossip(c): hand a new client a subset of the view and dir-info.
+func (n *Node) initialGossip(sp *sitePeer, c ids.PeerID) {
+	d := sp.dir
+	if p := n.positionFor(sp.site); p != nil {
+		d = n.assignDir(p)
+	}
+	n.send(c, &wire.InitView{Site: sp.site, Dir: d, View: n.viewFor(sp, n.positionFor(sp.site), c)})
+}
+
+// viewFor returns a view subset for a new client: gossip contacts, topped
+// up from the directory index when the node is a directory.
+func (n *Node) viewFor(sp *sitePeer, p *position, exclude ids.PeerID) []wire.Contact {
+	v := sp.view.Sample(n.rnd, n.cfg.GossipSubset, exclude)
+	if p != nil && len(v) < n.cfg.GossipSubset {
+		peers := p.index.PeerIDs()
+		n.rnd.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+		for _, id := range peers {
+			if len(v) >= n.cfg.GossipSubset {
+				break
+			}
+			if id == exclude || id == n.id || slices.ContainsFunc(v, func(c wire.Contact) bool { return c.ID == id }) {
+				continue
+			}
+			v = append(v, wire.Contact{ID: id})
+		}
+	}
+	if sp.view.Len() > 0 || p != nil {
+		v = append(v, wire.Contact{ID: n.id})
+	}
+	return v
+}

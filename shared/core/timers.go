@@ -1,0 +1,142 @@
+package core
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/flowercdn/flower/shared/ids"
+)
+
+type timerKind uint8
+
+const (
+	tRequest   timerKind = iota // id: request id
+	tQuery                      // id: query id, seq: stage sequence
+	tGossip                     // site
+	tKeepalive                  // site
+	tStabilize                  // key (position)
+	tFixFinger                  // key
+	tRingCheck                  // key
+	tSummary                    // key
+	tExpire                     // key
+)
+
+type timer struct {
+	at    time.Duration
+	seq   uint64 // insertion order: ties are deterministic
+	kind  timerKind
+	id    uint64 // request or query id, or owner epoch for periodic timers
+	stage uint32 // query stage sequence
+	site  ids.SiteID
+	key   ids.Key
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+func (n *Node) after(d time.Duration, t timer) {
+	t.at = n.now + d
+	n.timerSeq++
+	t.seq = n.timerSeq
+	heap.Push(&n.timers, t)
+}
+
+// stale reports whether a timer no longer has anything to do.
+func (n *Node) stale(t *timer) bool {
+	switch t.kind {
+	case tRequest:
+		_, ok := n.reqs[t.id]
+		return !ok
+	case tQuery:
+		q, ok := n.queries[t.id]
+		return !ok || q.stageSeq != t.stage
+	case tGossip, tKeepalive:
+		sp := n.sites[t.site]
+		return sp == nil || sp.epoch != t.id
+	default:
+		p := n.position(t.key)
+		return p == nil || p.epoch != t.id
+	}
+}
+
+// NextTick is the time of the earliest pending timer (the host calls Tick at
+// or after it). It returns -1 when no timer is pending.
+func (n *Node) NextTick() time.Duration {
+	for len(n.timers) > 0 && n.stale(&n.timers[0]) {
+		heap.Pop(&n.timers)
+	}
+	if len(n.timers) == 0 {
+		return -1
+	}
+	return n.timers[0].at
+}
+
+// Tick runs every timer due at now.
+func (n *Node) Tick(now time.Duration) {
+	n.enter(now)
+	defer n.leave()
+	if !n.online {
+		return
+	}
+	for len(n.timers) > 0 && n.timers[0].at <= now {
+		t := heap.Pop(&n.timers).(timer)
+		if n.stale(&t) {
+			continue
+		}
+		n.fire(&t)
+	}
+}
+
+func (n *Node) fire(t *timer) {
+	switch t.kind {
+	case tRequest:
+		r := n.reqs[t.id]
+		delete(n.reqs, t.id)
+		n.requestFailed(r)
+	case tQuery:
+		n.queryTimeout(n.queries[t.id])
+	case tGossip:
+		sp := n.sites[t.site]
+		n.gossipRound(sp)
+		n.after(n.cfg.GossipPeriod, timer{kind: tGossip, site: sp.site, id: sp.epoch})
+	case tKeepalive:
+		sp := n.sites[t.site]
+		n.keepaliveRound(sp)
+		n.after(n.cfg.KeepalivePeriod, timer{kind: tKeepalive, site: sp.site, id: sp.epoch})
+	case tStabilize:
+		p := n.position(t.key)
+		n.stabilize(p)
+		n.after(n.cfg.StabilizePeriod, timer{kind: tStabilize, key: p.key, id: p.epoch})
+	case tFixFinger:
+		p := n.position(t.key)
+		n.fixFinger(p)
+		n.after(n.cfg.FixFingersPeriod, timer{kind: tFixFinger, key: p.key, id: p.epoch})
+	case tRingCheck:
+		p := n.position(t.key)
+		n.ringCheck(p)
+		n.after(n.cfg.RingCheckPeriod, timer{kind: tRingCheck, key: p.key, id: p.epoch})
+	case tSummary:
+		p := n.position(t.key)
+		n.summaryRound(p)
+		n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: p.key, id: p.epoch})
+	case tExpire:
+		p := n.position(t.key)
+		n.expireRound(p)
+		n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: p.key, id: p.epoch})
+	}
+}

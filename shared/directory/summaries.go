@@ -1,0 +1,91 @@
+package directory
+
+import (
+	"slices"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/summary"
+)
+
+// Remote is another directory of the same website, with its last summary.
+type Remote struct {
+	Member   ids.Member
+	Summary  *bloom.BloomFilter
+	LastSeen time.Duration
+}
+
+// Summaries is directory-summaries: what the other directories of the same
+// website (other localities, other PetalUp instances) hold.
+type Summaries struct {
+	byKey map[ids.Key]*Remote
+}
+
+// NewSummaries returns an empty set.
+func NewSummaries() *Summaries { return &Summaries{byKey: make(map[ids.Key]*Remote)} }
+
+// Know records that m is a directory of the website (discovered, not yet
+// summarised); it keeps an existing entry's summary if the holder is the same.
+func (s *Summaries) Know(m ids.Member, now time.Duration) {
+	r := s.byKey[m.Key]
+	if r == nil || r.Member.ID != m.ID {
+		s.byKey[m.Key] = &Remote{Member: m, LastSeen: now}
+		return
+	}
+	r.LastSeen = max(r.LastSeen, now)
+}
+
+// Receive is receiveSummary(d, s).
+func (s *Summaries) Receive(m ids.Member, f *bloom.BloomFilter, now time.Duration) {
+	s.byKey[m.Key] = &Remote{Member: m, Summary: f, LastSeen: now}
+}
+
+// Forget drops the directory at key if it is still held by id.
+func (s *Summaries) Forget(key ids.Key, id ids.PeerID) {
+	if r := s.byKey[key]; r != nil && r.Member.ID == id {
+		delete(s.byKey, key)
+	}
+}
+
+// Expire drops the directories not heard of since before cutoff.
+func (s *Summaries) Expire(cutoff time.Duration) {
+	for k, r := range s.byKey {
+		if r.LastSeen < cutoff {
+			delete(s.byKey, k)
+		}
+	}
+}
+
+// Members returns the known directories in key order.
+func (s *Summaries) Members() []ids.Member {
+	out := make([]ids.Member, 0, len(s.byKey))
+	for _, r := range s.byKey {
+		out = append(out, r.Member)
+	}
+	slices.SortFunc(out, func(a, b ids.Member) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Get returns the entry for key, or nil.
+func (s *Summaries) Get(key ids.Key) *Remote { return s.byKey[key] }
+
+// Candidates returns the directories whose summary may hold obj, in key order.
+func (s *Summaries) Candidates(obj ids.ObjectID) []ids.Member {
+	var out []ids.Member
+	for _, m := range s.Members() {
+		if summary.Test(s.byKey[m.Key].Summary, obj) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
