@@ -165,3 +165,12 @@ func (c *Cache) SummaryVersion() uint64 { return c.sum.Version() }
 
 // Summary is the content summary: an immutable Bloom filter of the cache.
 func (c *Cache) Summary() *bloom.BloomFilter { return c.sum.Snapshot() }
+
+// Meta returns the size and expiry of a cached object (zeros when absent).
+func (c *Cache) Meta(obj ids.ObjectID) (size int64, expires time.Duration) {
+	if e, ok := c.items[obj]; ok {
+		it := e.Value.(*item)
+		return it.size, it.expires
+	}
+	return 0, 0
+}

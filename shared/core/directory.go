@@ -135,6 +135,17 @@ func (n *Node) assignDir(p *position) wire.DirInfo {
 	return wire.DirInfo{Member: inst[p.rr-1]}
 }
 
+// children returns the live instances p created by PetalUp promotion.
+func (n *Node) children(p *position) []ids.Member {
+	var out []ids.Member
+	for _, m := range n.instances(p) {
+		if slices.Contains(p.children, m.Key) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // instances returns the other directory instances of p's petal it knows.
 func (n *Node) instances(p *position) []ids.Member {
 	var out []ids.Member
@@ -159,13 +170,14 @@ func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
 	}
 	p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
 	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}
-	// PetalUp-CDN: hand content peers over to the instances while this
-	// directory is above half its limit.
-	if p.inst == 0 && p.index.NumPeers() > n.cfg.PetalMaxPeers/2 {
-		if inst := n.instances(p); len(inst) > 0 && from != n.id {
-			p.rr = (p.rr + 1) % len(inst)
-			ack.Dir = wire.DirInfo{Member: inst[p.rr]}
+	// PetalUp-CDN: after a split, a directory hands half of its content
+	// peers, as they push, over to the instances it created.
+	if p.handover > 0 && from != n.id {
+		if kids := n.children(p); len(kids) > 0 {
+			p.rr = (p.rr + 1) % len(kids)
+			ack.Dir = wire.DirInfo{Member: kids[p.rr]}
 			p.index.RemovePeer(from)
+			p.handover--
 		}
 	}
 	n.send(from, ack)
@@ -235,14 +247,15 @@ func (n *Node) discover(p *position) {
 // periods, and runs the PetalUp-CDN split check.
 func (n *Node) expireRound(p *position) {
 	p.index.Expire(n.now - n.cfg.KeepalivePeriod*time.Duration(n.cfg.KeepaliveMisses))
-	if p.inst != 0 || p.index.NumPeers() <= n.cfg.PetalMaxPeers {
+	if p.index.NumPeers() <= n.cfg.PetalMaxPeers || p.handover > 0 ||
+		(p.promotedAt > 0 && n.now-p.promotedAt < 2*n.cfg.KeepalivePeriod) {
 		return
 	}
 	inst := n.instances(p)
 	if len(inst)+1 >= n.layout.MaxInstances() {
 		return
 	}
-	used := map[int]bool{0: true}
+	used := map[int]bool{0: true, p.inst: true}
 	for _, m := range inst {
 		_, _, i := n.layout.Split(m.Key)
 		used[i] = true
@@ -266,6 +279,11 @@ func (n *Node) expireRound(p *position) {
 		return
 	}
 	key := n.layout.Key(p.site, n.loc, next)
+	if !slices.Contains(p.children, key) {
+		p.children = append(p.children, key)
+	}
+	p.handover = p.index.NumPeers() / 2
+	p.promotedAt = n.now
 	n.send(best, &wire.Promote{Site: p.site, Key: key, Gen: p.gen, Dirs: append([]ids.Member{p.ring.Self}, inst...)})
 }
 

@@ -96,18 +96,20 @@ type sitePeer struct {
 // position is a D-ring position this node holds: it is the directory peer
 // d(ws, loc) (or a PetalUp instance of it).
 type position struct {
-	site      ids.SiteID
-	key       ids.Key
-	inst      int
-	epoch     uint64
-	gen       uint32
-	ring      *dring.State
-	index     *directory.Index
-	sums      *directory.Summaries
-	predHeard time.Duration
-	lastSum   time.Duration
-	promoting uint64 // outstanding promotion deadline marker (0: none)
-	rr        int    // round-robin cursor over instances
+	site       ids.SiteID
+	key        ids.Key
+	inst       int
+	epoch      uint64
+	gen        uint32
+	ring       *dring.State
+	index      *directory.Index
+	sums       *directory.Summaries
+	predHeard  time.Duration
+	lastSum    time.Duration
+	rr         int       // round-robin cursor over instances
+	children   []ids.Key // PetalUp instances this directory created
+	handover   int       // content peers still to hand over to them
+	promotedAt time.Duration
 }
 
 type reqKind uint8
@@ -329,6 +331,12 @@ func (n *Node) IndexPeers(key ids.Key) int {
 		return p.index.NumPeers()
 	}
 	return 0
+}
+
+// Indexes reports whether the position key held by the node indexes peer.
+func (n *Node) Indexes(key ids.Key, peer ids.PeerID) bool {
+	p := n.position(key)
+	return p != nil && p.index.Peer(peer) != nil
 }
 
 // SetEntryPoints answers Ready.NeedEntries: live D-ring members from the
