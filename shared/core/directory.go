@@ -220,8 +220,8 @@ func (n *Node) sendSummary(p *position) {
 	p.index.TakeChanges()
 	members := p.sums.Members()
 	dirs := append([]ids.Member{p.ring.Self}, members...)
-	if len(dirs) > 32 {
-		dirs = dirs[:32]
+	if len(dirs) > wire.MaxDirs {
+		dirs = dirs[:wire.MaxDirs]
 	}
 	sum := p.index.Summary()
 	for _, d := range members {

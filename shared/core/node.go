@@ -26,9 +26,6 @@ import (
 	"github.com/flowercdn/flower/shared/wire"
 )
 
-// maxPushIDs bounds the object ids one Push carries (the wire limit).
-const maxPushIDs = 16384
-
 // Node is one Flower-CDN host (a browser or a native peer): one peer per
 // website of interest, each a client, a content peer or a directory peer.
 // A Node is not safe for concurrent use.

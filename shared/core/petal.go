@@ -185,12 +185,12 @@ func (n *Node) push(sp *sitePeer) {
 		sp.cache.TakeChanges()
 		msg.Full = true
 		msg.Added = sp.cache.Objects()
-		if len(msg.Added) > maxPushIDs {
-			msg.Added = msg.Added[len(msg.Added)-maxPushIDs:]
+		if len(msg.Added) > wire.MaxIDs {
+			msg.Added = msg.Added[len(msg.Added)-wire.MaxIDs:]
 		}
 	} else {
 		msg.Added, msg.Removed = sp.cache.TakeChanges()
-		if len(msg.Added) > maxPushIDs || len(msg.Removed) > maxPushIDs {
+		if len(msg.Added) > wire.MaxIDs || len(msg.Removed) > wire.MaxIDs {
 			sp.needFull = true
 			n.push(sp)
 			return

@@ -98,6 +98,10 @@ func (tn *testNet) drain(i int) {
 			continue
 		}
 		tn.msgs++
+		// Everything the core sends must fit the wire format.
+		if _, err := wire.Encode(e.Msg); err != nil {
+			tn.t.Fatalf("node %d sent a message the wire refuses: %v", i, err)
+		}
 		tn.push(ev{at: tn.now + tn.latency(i, j), kind: 0, to: j, from: nd.id, msg: e.Msg})
 	}
 	for _, a := range rd.Answers {

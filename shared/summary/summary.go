@@ -15,6 +15,10 @@ import (
 // MinCapacity is the smallest number of elements a summary is sized for.
 const MinCapacity = 64
 
+// MaxCapacity is the largest: at a 1 % target it keeps a filter under the
+// wire's MaxBloomBits. Larger sets get a higher false-positive rate.
+const MaxCapacity = 1 << 17
+
 // Test reports whether f may contain obj. A nil filter contains nothing.
 func Test(f *bloom.BloomFilter, obj ids.ObjectID) bool {
 	if f == nil {
@@ -43,7 +47,7 @@ func NewBuilder(fp float64) *Builder { return &Builder{fp: fp, version: 1} }
 
 func capacityFor(n int) uint {
 	c := uint(MinCapacity)
-	for c < uint(2*n) {
+	for c < uint(2*n) && c < MaxCapacity {
 		c *= 2
 	}
 	return c
@@ -52,7 +56,7 @@ func capacityFor(n int) uint {
 // Add records that obj joined the set, whose size is now n.
 func (b *Builder) Add(obj ids.ObjectID, n int, all func(yield func(ids.ObjectID) bool)) {
 	b.version++
-	if b.live == nil || uint(n) > b.cap {
+	if b.live == nil || (uint(n) > b.cap && b.cap < MaxCapacity) {
 		b.rebuild(n, all)
 		return
 	}
