@@ -89,6 +89,9 @@ func (c *Cache) Contains(obj ids.ObjectID) bool {
 // was stored.
 func (c *Cache) Put(obj ids.ObjectID, size int64, expires time.Duration, evicted func(ids.ObjectID)) bool {
 	if c.quota > 0 && size > c.quota {
+		if e, ok := c.items[obj]; ok {
+			c.remove(e) // the new version does not fit: drop the old one too
+		}
 		return false
 	}
 	if e, ok := c.items[obj]; ok {

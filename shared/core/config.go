@@ -43,10 +43,10 @@ type Config struct {
 
 	// SummaryPeriod is the longest time between two directory summaries.
 	SummaryPeriod time.Duration
-	// SummaryMinInterval is the shortest time between two directory summaries.
+	// SummaryMinInterval is the shortest time between two summary deltas.
 	SummaryMinInterval time.Duration
-	// SummaryChanges is how many index changes make a directory send its
-	// summary before SummaryPeriod (no sooner than SummaryMinInterval).
+	// SummaryChanges is how many objects must have entered the index for a
+	// directory to send a delta (the new object ids) before SummaryPeriod.
 	SummaryChanges int
 
 	// QueryTries is how many petal contacts step 2 of query processing asks.
@@ -85,17 +85,17 @@ func DefaultConfig() Config {
 		KeepalivePeriod:    60 * time.Second,
 		KeepaliveMisses:    3,
 		SuccessorListLen:   4,
-		StabilizePeriod:    15 * time.Second,
+		StabilizePeriod:    5 * time.Second,
 		FixFingersPeriod:   5 * time.Second,
 		RingCheckPeriod:    60 * time.Second,
 		SummaryPeriod:      60 * time.Second,
-		SummaryMinInterval: 5 * time.Second,
-		SummaryChanges:     10,
+		SummaryMinInterval: 2 * time.Second,
+		SummaryChanges:     1,
 		QueryTries:         2,
 		RequestTimeout:     time.Second,
 		MinTimeout:         50 * time.Millisecond,
 		RTTFactor:          3,
-		LookupTimeout:      5 * time.Second,
+		LookupTimeout:      2 * time.Second,
 		LookupRetries:      2,
 		MaxHops:            64,
 		CacheBytes:         32 << 20,
@@ -117,8 +117,8 @@ func (c Config) Validate() error {
 	case c.GossipPeriod <= 0 || c.KeepalivePeriod <= 0 || c.StabilizePeriod <= 0 ||
 		c.FixFingersPeriod <= 0 || c.RingCheckPeriod <= 0 || c.SummaryPeriod <= 0:
 		return fmt.Errorf("config: every period must be positive")
-	case c.BloomFP <= 0 || c.BloomFP >= 1:
-		return fmt.Errorf("config: BloomFP %g out of range (0,1)", c.BloomFP)
+	case c.BloomFP < 0.001 || c.BloomFP >= 1:
+		return fmt.Errorf("config: BloomFP %g out of range [0.001,1)", c.BloomFP)
 	case c.PushThreshold < 1:
 		return fmt.Errorf("config: PushThreshold %d must be at least 1", c.PushThreshold)
 	case c.KeepaliveMisses < 1:

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -40,6 +41,24 @@ func (n *Node) positionsOf(site ids.SiteID) []*position {
 	return out
 }
 
+// routeRing returns the routing state a lookup for key leaves this node
+// from: a held position's (live is that position), or, for a node that gave
+// its positions up a short while ago, the last routing state it had, so that
+// routes that still point at it keep working.
+func (n *Node) routeRing(key ids.Key) (ring *dring.State, live *position) {
+	if p := n.routeFrom(key); p != nil {
+		return p.ring, p
+	}
+	n.ghosts = slices.DeleteFunc(n.ghosts, func(g ghost) bool { return g.until <= n.now })
+	var best *dring.State
+	for _, g := range n.ghosts {
+		if best == nil || dring.Distance(g.ring.Self.Key, key) < dring.Distance(best.Self.Key, key) {
+			best = g.ring
+		}
+	}
+	return best, nil
+}
+
 // routeFrom picks the held position that most closely precedes (or is) key:
 // lookups leave the node from there.
 func (n *Node) routeFrom(key ids.Key) *position {
@@ -70,6 +89,9 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	if !succ.IsZero() && succ.ID != n.id {
 		p.ring.SetSuccessors(succ, succs)
 	}
+	if debugJoin != nil {
+		debugJoin(n, key, succ)
+	}
 	n.positions = append(n.positions, p)
 	slices.SortFunc(n.positions, func(a, b *position) int {
 		switch {
@@ -89,7 +111,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.setRole(sp, RoleDirectory, key)
 	n.after(n.cfg.StabilizePeriod/4+1, timer{kind: tStabilize, key: key, id: p.epoch})
 	n.after(n.cfg.FixFingersPeriod, timer{kind: tFixFinger, key: key, id: p.epoch})
-	n.after(n.cfg.RingCheckPeriod/2+n.jitter(n.cfg.RingCheckPeriod/2), timer{kind: tRingCheck, key: key, id: p.epoch})
+	n.after(2*n.cfg.StabilizePeriod+n.jitter(n.cfg.StabilizePeriod), timer{kind: tRingCheck, key: key, id: p.epoch})
 	n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: key, id: p.epoch})
 	n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: key, id: p.epoch})
 	n.discover(p)
@@ -114,6 +136,7 @@ func (n *Node) dropPosition(p *position) {
 func (n *Node) stepDown(p *position, winner ids.Member) {
 	sp := n.sites[p.site]
 	n.dropPosition(p)
+	n.ghosts = append(n.ghosts, ghost{ring: p.ring, until: n.now + 4*n.cfg.StabilizePeriod})
 	sp.dir = wire.DirInfo{Member: winner, Gen: p.gen}
 	sp.needFull = true
 	n.setRole(sp, RoleContent, 0)
@@ -191,7 +214,12 @@ func (n *Node) onDirSummary(from ids.PeerID, m *wire.DirSummary) {
 		if m.From.Key == p.key {
 			continue
 		}
-		p.sums.Receive(m.From, m.Summary, n.now)
+		if m.Summary != nil {
+			p.sums.Receive(m.From, m.Summary, n.now)
+		} else {
+			ok := p.sums.ReceiveDelta(m.From, m.Added, n.now)
+			n.stats.Origin[fmt.Sprint("delta_", ok)]++
+		}
 		for _, d := range m.Dirs {
 			if d.ID != n.id && n.layout.SameSite(d.Key, m.Site) {
 				p.sums.Know(d, n.now)
@@ -201,34 +229,50 @@ func (n *Node) onDirSummary(from ids.PeerID, m *wire.DirSummary) {
 }
 
 // summaryRound sends the directory summary to the other directories of the
-// website when enough changed, or when SummaryPeriod passed; it also
-// refreshes their discovery and forgets the silent ones.
+// website: the whole filter every SummaryPeriod (with discovery of the other
+// localities' directories) or after objects left the index, and in between
+// a delta of the objects that entered it once SummaryChanges accumulated.
 func (n *Node) summaryRound(p *position) {
 	p.sums.Expire(n.now - 3*n.cfg.SummaryPeriod)
-	due := n.now-p.lastSum >= n.cfg.SummaryPeriod
-	if !due && p.index.Changes() < n.cfg.SummaryChanges {
+	if n.now-p.lastSum >= n.cfg.SummaryPeriod {
+		n.discover(p)
+		n.sendSummary(p)
 		return
 	}
-	if due {
-		n.discover(p)
+	if p.index.Changes() >= n.cfg.SummaryChanges {
+		n.sendSummaryDelta(p)
 	}
-	n.sendSummary(p)
 }
 
 func (n *Node) sendSummary(p *position) {
 	p.lastSum = n.now
 	p.index.TakeChanges()
+	n.broadcastSummary(p, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary()})
+}
+
+func (n *Node) sendSummaryDelta(p *position) {
+	added, removed := p.index.TakeChanges()
+	if removed > len(added) || len(added) > wire.MaxIDs {
+		p.lastSum = n.now
+		n.broadcastSummary(p, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary()})
+		return
+	}
+	n.broadcastSummary(p, &wire.DirSummary{Site: p.site, From: p.ring.Self, Added: added})
+}
+
+func (n *Node) broadcastSummary(p *position, tmpl *wire.DirSummary) {
 	members := p.sums.Members()
 	dirs := append([]ids.Member{p.ring.Self}, members...)
 	if len(dirs) > wire.MaxDirs {
 		dirs = dirs[:wire.MaxDirs]
 	}
-	sum := p.index.Summary()
+	if tmpl.Summary != nil {
+		tmpl.Dirs = dirs
+	}
 	for _, d := range members {
-		if d.ID == n.id {
-			continue
+		if d.ID != n.id {
+			n.send(d.ID, tmpl)
 		}
-		n.send(d.ID, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: sum, Dirs: dirs})
 	}
 }
 
@@ -297,3 +341,5 @@ func (n *Node) onPromote(from ids.PeerID, m *wire.Promote) {
 	sp.promotedDirs = m.Dirs
 	n.tryJoin(sp, m.Key)
 }
+
+var debugJoin func(n *Node, key ids.Key, succ ids.Member)

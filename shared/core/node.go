@@ -41,6 +41,7 @@ type Node struct {
 	interest  *interest.Manager
 	sites     map[ids.SiteID]*sitePeer
 	positions []*position // D-ring positions held, in key order
+	ghosts    []ghost     // routing state of positions given up recently
 
 	queries  map[uint64]*query
 	reqs     map[uint64]*request
@@ -57,10 +58,16 @@ type Node struct {
 	waitQueries  []uint64
 	waitJoins    []ids.SiteID
 
+	stats  Stats
 	nextID uint64
 	selfq  []wire.Msg
 	depth  int
 	ready  Ready
+}
+
+type ghost struct {
+	ring  *dring.State
+	until time.Duration
 }
 
 type shuffleKey struct {
@@ -134,6 +141,7 @@ type request struct {
 	sent   []wire.Contact
 	at     time.Duration
 	tries  int
+	hops   int // Join redirections so far
 	// reconnect marks a shuffle sent to rejoin the petal after going offline.
 	reconnect bool
 }
@@ -165,8 +173,27 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 		reqs:     make(map[uint64]*request),
 		shuffles: make(map[shuffleKey]uint64),
 		rtt:      make(map[ids.PeerID]time.Duration),
+		stats:    Stats{Origin: make(map[string]int), Paths: make(map[string]int), PathTime: make(map[string]time.Duration)},
 	}, nil
 }
+
+// Stats are counters a host may report; they do not affect the protocol.
+type Stats struct {
+	// Origin counts origin fetches by the reason the query went there.
+	Origin map[string]int
+	// Paths counts finished queries by how they ended, and PathTime sums
+	// the time from the query to its object (peer) or origin request.
+	Paths    map[string]int
+	PathTime map[string]time.Duration
+}
+
+func (s *Stats) note(path string, d time.Duration) {
+	s.Paths[path]++
+	s.PathTime[path] += d
+}
+
+// Stats returns the node's counters (the map is the node's own).
+func (n *Node) Stats() Stats { return n.stats }
 
 // ID is the node's peer id.
 func (n *Node) ID() ids.PeerID { return n.id }
@@ -571,6 +598,7 @@ func (n *Node) GoOffline(now time.Duration) {
 	n.selfq = n.selfq[:0]
 	n.waitQueries, n.waitJoins = nil, nil
 	n.entries, n.entriesKnown, n.entriesAsked = nil, false, false
+	n.ghosts = nil
 	for _, sp := range n.sites {
 		sp.armed, sp.joining, sp.pushReq = false, false, 0
 		sp.reconnecting, sp.reconnected = 0, false

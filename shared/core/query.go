@@ -18,6 +18,8 @@ const (
 	stageOrigin              // step 4: origin fetch under way
 )
 
+var stageNames = [...]string{stageAsk: "ask", stageDir: "dir", stageLookup: "lookup", stageWait: "wait", stageOrigin: "origin"}
+
 // query is a user query in progress at its originator.
 type query struct {
 	qid      uint64
@@ -31,6 +33,7 @@ type query struct {
 	tries    int
 	lookups  int
 	hops     int
+	start    time.Duration
 }
 
 // Query is submitQuery(q) for object obj of website site. The result is
@@ -49,7 +52,7 @@ func (n *Node) Query(now time.Duration, site ids.SiteID, obj ids.ObjectID) uint6
 		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: site, Obj: obj, Source: SourceOrigin, Failed: true, Aborted: true})
 		return qid
 	}
-	q := &query{qid: qid, site: site, obj: obj, stage: stageAsk}
+	q := &query{qid: qid, site: site, obj: obj, stage: stageAsk, start: n.now}
 	n.queries[qid] = q
 	n.advance(q)
 	return qid
@@ -103,7 +106,7 @@ func (n *Node) advance(q *query) {
 		n.lookup(q, sp)
 		return
 	}
-	n.fetchOrigin(q)
+	n.fetchOrigin(q, "exhausted")
 }
 
 // lookup routes q over D-ring toward generateKey(ws, loc).
@@ -117,7 +120,7 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 		case empty:
 			// Nobody holds any position: this peer founds D-ring.
 			n.tryJoin(sp, sp.baseKey)
-			n.fetchOrigin(q)
+			n.fetchOrigin(q, "ring_empty")
 			return
 		case !ok:
 			n.setStage(q, stageWait, 0)
@@ -134,7 +137,9 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 		Hops: 1, NewClient: sp.dir.Member.IsZero()})
 }
 
-func (n *Node) fetchOrigin(q *query) {
+func (n *Node) fetchOrigin(q *query, why string) {
+	n.stats.Origin[why]++
+	n.stats.note("origin:"+why, n.now-q.start)
 	n.setStage(q, stageOrigin, 0)
 	n.ready.Fetches = append(n.ready.Fetches, Fetch{QID: q.qid, Site: q.site, Obj: q.obj})
 }
@@ -176,7 +181,7 @@ func (n *Node) advanceFrom(q *query, s stage) {
 	if s == stageLookup && n.Role(q.site) != RoleClient {
 		// A petal member whose directory failed does not look up D-ring
 		// again for this query: tryJoin is under way.
-		n.fetchOrigin(q)
+		n.fetchOrigin(q, "dir_failed")
 		return
 	}
 	n.advance(q)
@@ -187,6 +192,9 @@ func (n *Node) onMiss(from ids.PeerID, m *wire.Miss) {
 	if q == nil || q.stage == stageOrigin {
 		return
 	}
+	if from != q.target && slices.Contains(q.asked, from) {
+		return // a late answer from a peer asked in an earlier step
+	}
 	n.observeRTT(from, n.now-q.sentAt)
 	switch q.stage {
 	case stageAsk:
@@ -194,15 +202,14 @@ func (n *Node) onMiss(from ids.PeerID, m *wire.Miss) {
 			n.advance(q) // false positive of the contact's summary: next
 		}
 	case stageLookup:
+		// Either the route met a peer that left D-ring, or the holder the
+		// directory chose no longer has the object: look up again.
 		if from == q.target {
-			// The entry point no longer holds a D-ring position.
 			n.dropEntry(from)
-			n.advanceFrom(q, stageLookup)
-			return
 		}
-		n.fetchOrigin(q)
+		n.advanceFrom(q, stageLookup)
 	default:
-		n.fetchOrigin(q) // the holder the directory chose no longer has it
+		n.fetchOrigin(q, "holder_miss") // the holder the directory chose no longer has it
 	}
 }
 
@@ -221,7 +228,13 @@ func (n *Node) onNotFound(from ids.PeerID, m *wire.NotFound) {
 	if q == nil || q.stage == stageOrigin {
 		return
 	}
-	n.fetchOrigin(q)
+	why := "not_found"
+	if m.Vacant {
+		why = "vacant"
+	} else if q.stage == stageLookup {
+		why = "not_found_lookup"
+	}
+	n.fetchOrigin(q, why)
 }
 
 // onInitView is initializeView(v): a new client becomes a content peer.
@@ -277,13 +290,14 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 	sp := n.sites[q.site]
 	if !ok {
 		sp.view.RemoveContact(from)
-		n.fetchOrigin(q)
+		n.fetchOrigin(q, "bad_object")
 		return
 	}
 	if q.stage == stageAsk && from == q.target {
 		n.observeRTT(from, n.now-q.sentAt)
 	}
 	delete(n.queries, qid)
+	n.stats.note("peer:"+stageNames[q.stage], n.now-q.start)
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
 	n.store(sp, q.obj, size)
 }
@@ -337,18 +351,32 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 		}
 		n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
 	case wire.QLookup:
-		p := n.routeFrom(m.Key)
-		if p == nil {
+		ring, live := n.routeRing(m.Key)
+		if ring == nil {
 			n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
 			return
 		}
-		next, _ := p.ring.NextHop(m.Key)
-		if next.ID == n.id {
-			n.dirQuery(p, m)
-			return
+		next, final := ring.NextHop(m.Key)
+		if next == ring.Self {
+			if live != nil {
+				n.dirQuery(live, m)
+				return
+			}
+			// A former position's routing state says we were responsible:
+			// hand the query to its successor as the final hop.
+			next, final = ring.Successor(), true
+			if next.ID == n.id {
+				n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
+				return
+			}
 		}
 		fw := *m
 		fw.Hops++
+		if final {
+			// The next member is the key's successor: it answers, whatever
+			// its own (possibly stale) predecessor says. No routing loops.
+			fw.Mode = wire.QDir
+		}
 		n.send(next.ID, &fw)
 	case wire.QDir, wire.QForward:
 		p := n.position(m.Key)
@@ -413,6 +441,9 @@ func (n *Node) dirQuery(p *position, m *wire.Query) {
 			}
 			return
 		}
+	}
+	if debugNotFound != nil {
+		debugNotFound(n, p, m)
 	}
 	nf := &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key}
 	if own && m.Origin != n.id {
@@ -482,3 +513,5 @@ func (n *Node) viewFor(sp *sitePeer, p *position, exclude ids.PeerID) []wire.Con
 	}
 	return v
 }
+
+var debugNotFound func(n *Node, p *position, m *wire.Query)

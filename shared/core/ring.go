@@ -88,14 +88,17 @@ func (n *Node) onFindSucc(from ids.PeerID, m *wire.FindSucc) {
 	if int(m.Hops) > n.cfg.MaxHops {
 		return
 	}
-	p := n.routeFrom(m.Key)
-	if p == nil {
+	ring, live := n.routeRing(m.Key)
+	if ring == nil {
 		n.send(m.Origin, &wire.FoundSucc{ReqID: m.ReqID, Key: m.Key})
 		return
 	}
-	next, final := p.ring.NextHop(m.Key)
+	next, final := ring.NextHop(m.Key)
+	if next == ring.Self && live == nil {
+		next, final = ring.Successor(), true
+	}
 	switch {
-	case next == p.ring.Self:
+	case next == ring.Self:
 		n.send(m.Origin, &wire.FoundSucc{ReqID: m.ReqID, Key: m.Key, Succ: next, Hops: m.Hops})
 	case final:
 		n.send(m.Origin, &wire.FoundSucc{ReqID: m.ReqID, Key: m.Key, Succ: next, Hops: m.Hops + 1})
@@ -152,12 +155,13 @@ func (n *Node) onFoundSucc(from ids.PeerID, m *wire.FoundSucc) {
 			return
 		}
 		if s.Key == p.key {
-			n.conflict(p, s)
+			n.conflict(p, s) // another peer holds this position too
 			return
 		}
 		if dring.Strictly(s.Key, p.key, p.ring.Successor().Key) || p.ring.Successor() == p.ring.Self {
 			// The ring seen through the entry point has a closer
-			// successor: adopt it (this merges rings that formed apart).
+			// successor: adopt it (this merges rings that formed apart
+			// and repairs a successor list that lost track).
 			p.ring.SetSuccessors(s, p.ring.Succs)
 		}
 	}
@@ -181,15 +185,21 @@ func (n *Node) onJoin(from ids.PeerID, m *wire.Join) {
 		n.send(from, &wire.JoinReply{ReqID: m.ReqID, Holder: pred})
 		return
 	}
-	if pred.IsZero() || dring.Strictly(m.Me.Key, pred.Key, p.key) || pred.Key == m.Me.Key {
-		p.ring.Pred = m.Me
-		p.predHeard = n.now
+	if !pred.IsZero() && pred.ID != from && pred.Key != m.Me.Key && !dring.Strictly(m.Me.Key, pred.Key, p.key) {
+		// The key precedes our predecessor: the joiner's successor is
+		// closer. Send it there (it walks back to the right place).
+		n.send(from, &wire.JoinReply{ReqID: m.ReqID, Holder: pred})
+		return
 	}
+	oldPred := p.ring.Pred
+	p.ring.Pred = m.Me
+	p.predHeard = n.now
 	succs := append([]ids.Member{p.ring.Self}, p.ring.Succs...)
 	if len(succs) > n.cfg.SuccessorListLen {
 		succs = succs[:n.cfg.SuccessorListLen]
 	}
-	n.send(from, &wire.JoinReply{ReqID: m.ReqID, OK: true, Succs: succs})
+	// Holder in an accepting reply is the joiner's predecessor: our former one.
+	n.send(from, &wire.JoinReply{ReqID: m.ReqID, OK: true, Succs: succs, Holder: oldPred})
 }
 
 func (n *Node) onJoinReply(from ids.PeerID, m *wire.JoinReply) {
@@ -205,6 +215,10 @@ func (n *Node) onJoinReply(from ids.PeerID, m *wire.JoinReply) {
 	case m.OK && len(m.Succs) > 0:
 		gen := sp.dir.Gen + 1
 		p := n.becomeDirectory(sp, r.target, m.Succs[0], m.Succs[1:], gen)
+		if !m.Holder.IsZero() && m.Holder.ID != n.id && m.Holder.Key != r.target {
+			p.ring.Pred = m.Holder
+			p.predHeard = n.now
+		}
 		for _, d := range sp.promotedDirs {
 			if d.ID != n.id {
 				p.sums.Know(d, n.now)
@@ -214,6 +228,12 @@ func (n *Node) onJoinReply(from ids.PeerID, m *wire.JoinReply) {
 		n.sendSummary(p)
 	case !m.Holder.IsZero() && m.Holder.Key == r.target:
 		n.joinTaken(sp, m.Holder)
+	case !m.Holder.IsZero() && m.Holder.ID != n.id && r.hops < n.cfg.MaxHops:
+		// Redirected to a closer successor.
+		jr := &request{kind: reqJoin, site: r.site, target: r.target, tries: r.tries, hops: r.hops + 1}
+		jr.peer = m.Holder.ID
+		id := n.request(jr, n.timeoutFor(m.Holder.ID)+n.cfg.RequestTimeout)
+		n.send(m.Holder.ID, &wire.Join{ReqID: id, Me: ids.Member{Key: r.target, ID: n.id}})
 	default:
 		n.joinFailed(r)
 	}
@@ -233,6 +253,9 @@ func (n *Node) stabilize(p *position) {
 	succ := p.ring.Successor()
 	if succ == p.ring.Self {
 		if p.ring.Pred.IsZero() {
+			if len(n.entries) > 0 || !n.entriesKnown {
+				n.ringCheck(p) // lost track of the ring: look ourselves up
+			}
 			return
 		}
 		p.ring.SetSuccessors(p.ring.Pred, nil)
@@ -265,7 +288,7 @@ func (n *Node) onPredReply(from ids.PeerID, m *wire.PredReply) {
 		return
 	}
 	if !m.OK {
-		p.ring.Remove(r.peer)
+		p.ring.RemoveMember(p.ring.Successor())
 		return
 	}
 	succ := p.ring.Successor()
@@ -365,5 +388,8 @@ func (n *Node) ringCheck(p *position) {
 	if !ok || e.ID == n.id {
 		return
 	}
+	// Two lookups: the holder of our own key (a duplicate holder shows up
+	// there) and the first member after it (our true successor).
 	n.findSucc(e.ID, &request{kind: reqRingCheck, key: p.key, target: p.key})
+	n.findSucc(e.ID, &request{kind: reqRingCheck, key: p.key, target: p.key + 1})
 }

@@ -26,6 +26,7 @@ type testNet struct {
 	served  []Serve
 	dirs    map[ids.Key]ids.PeerID // live directory positions as the bootstrap sees them
 	msgs    int
+	fetched map[[2]uint64]int // origin fetches per (site, object), when not nil
 }
 
 type ev struct {
@@ -108,6 +109,9 @@ func (tn *testNet) drain(i int) {
 		tn.answers[qkey{i, a.QID}] = a
 	}
 	for _, f := range rd.Fetches {
+		if tn.fetched != nil {
+			tn.fetched[[2]uint64{uint64(f.Site), uint64(f.Obj)}]++
+		}
 		tn.push(ev{at: tn.now + 200*time.Millisecond, kind: 2, to: i, qid: f.QID})
 	}
 	for _, s := range rd.Serves {

@@ -28,6 +28,8 @@ type Index struct {
 	peers   map[ids.PeerID]*Peer
 	sum     *summary.Builder
 	changes int
+	added   []ids.ObjectID // objects that entered the index since TakeChanges
+	removed int            // objects that left it since TakeChanges
 }
 
 // NewIndex returns an empty index whose summary targets false-positive rate fp.
@@ -127,6 +129,10 @@ func (x *Index) AddHolder(obj ids.ObjectID, id ids.PeerID, now time.Duration) {
 	x.holders[obj] = append(h, id)
 	if !known {
 		x.changes++
+		x.added = append(x.added, obj)
+		if DebugAdded != nil {
+			DebugAdded(x, obj)
+		}
 		x.sum.Add(obj, len(x.holders), x.all)
 	}
 }
@@ -140,6 +146,7 @@ func (x *Index) drop(id ids.PeerID, p *Peer, obj ids.ObjectID) {
 	if len(h) == 0 {
 		delete(x.holders, obj)
 		x.changes++
+		x.removed++
 		x.sum.Remove(len(x.holders), x.all)
 		return
 	}
@@ -205,9 +212,23 @@ func (x *Index) Pick(obj ids.ObjectID, exclude ids.PeerID, rnd *rand.Rand) (ids.
 // the last TakeChanges.
 func (x *Index) Changes() int { return x.changes }
 
-// TakeChanges resets the change counter.
-func (x *Index) TakeChanges() { x.changes = 0 }
+// TakeChanges returns the objects that entered the index and how many left
+// it since the last call, and resets the change counter.
+func (x *Index) TakeChanges() (added []ids.ObjectID, removed int) {
+	added, removed = x.added, x.removed
+	x.added, x.removed, x.changes = nil, 0, 0
+	return added, removed
+}
 
 // Summary is the directory summary: an immutable Bloom filter of the
 // objects indexed.
 func (x *Index) Summary() *bloom.BloomFilter { return x.sum.Snapshot() }
+
+// Holds reports whether some content peer is indexed as holding obj.
+func (x *Index) Holds(obj ids.ObjectID) bool {
+	_, ok := x.holders[obj]
+	return ok
+}
+
+// DebugAdded is a temporary debugging hook.
+var DebugAdded func(x *Index, obj ids.ObjectID)

@@ -42,6 +42,20 @@ func (s *Summaries) Receive(m ids.Member, f *bloom.BloomFilter, now time.Duratio
 	s.byKey[m.Key] = &Remote{Member: m, Summary: f, LastSeen: now}
 }
 
+// ReceiveDelta adds objs to the summary held for m, if any (a delta between
+// two full summaries). It reports whether it could.
+func (s *Summaries) ReceiveDelta(m ids.Member, objs []ids.ObjectID, now time.Duration) bool {
+	r := s.byKey[m.Key]
+	if r == nil || r.Member.ID != m.ID || r.Summary == nil {
+		return false
+	}
+	if len(objs) > 0 {
+		r.Summary = summary.With(r.Summary, objs)
+	}
+	r.LastSeen = now
+	return true
+}
+
 // Forget drops the directory at key if it is still held by id.
 func (s *Summaries) Forget(key ids.Key, id ids.PeerID) {
 	if r := s.byKey[key]; r != nil && r.Member.ID == id {

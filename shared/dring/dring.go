@@ -87,7 +87,7 @@ func contains(ms []ids.Member, m ids.Member) bool {
 // Remove forgets a member that failed: from the successor list (Self is
 // left alone when nothing else remains), the predecessor and the fingers.
 func (s *State) Remove(id ids.PeerID) {
-	kept := s.Succs[:0]
+	kept := make([]ids.Member, 0, len(s.Succs)) // Succs may be in a message in flight
 	for _, m := range s.Succs {
 		if m.ID != id {
 			kept = append(kept, m)
@@ -102,6 +102,28 @@ func (s *State) Remove(id ids.PeerID) {
 	}
 	for i := range s.Finger {
 		if s.Finger[i].ID == id {
+			s.Finger[i] = ids.Member{}
+		}
+	}
+}
+
+// RemoveMember forgets one member that no longer holds its position.
+func (s *State) RemoveMember(m ids.Member) {
+	kept := make([]ids.Member, 0, len(s.Succs)) // Succs may be in a message in flight
+	for _, x := range s.Succs {
+		if x != m {
+			kept = append(kept, x)
+		}
+	}
+	s.Succs = kept
+	if len(s.Succs) == 0 {
+		s.Succs = append(s.Succs, s.Self)
+	}
+	if s.Pred == m {
+		s.Pred = ids.Member{}
+	}
+	for i := range s.Finger {
+		if s.Finger[i] == m {
 			s.Finger[i] = ids.Member{}
 		}
 	}

@@ -5,6 +5,7 @@ package gossip
 
 import (
 	"math/rand/v2"
+	"slices"
 
 	"github.com/bits-and-blooms/bloom/v3"
 
@@ -127,7 +128,9 @@ func (v *View) Sample(rnd *rand.Rand, n int, exclude ids.PeerID) []wire.Contact 
 // there is room, then replace the entries we sent in this exchange; known
 // contacts keep the lower age. Entries that fit nowhere are dropped.
 func (v *View) Merge(self ids.PeerID, received, sent []wire.Contact) {
-	si := 0
+	// First pass: contacts we know keep the lower age; they never displace
+	// anything (CYCLON discards entries already in the view).
+	fresh := make([]wire.Contact, 0, len(received))
 	for _, r := range received {
 		if r.ID == self || r.ID.IsZero() {
 			continue
@@ -136,14 +139,25 @@ func (v *View) Merge(self ids.PeerID, received, sent []wire.Contact) {
 			v.entries[i].Age = min(v.entries[i].Age, r.Age)
 			continue
 		}
+		if j := slices.IndexFunc(fresh, func(c wire.Contact) bool { return c.ID == r.ID }); j >= 0 {
+			fresh[j].Age = min(fresh[j].Age, r.Age)
+			continue
+		}
+		fresh = append(fresh, r)
+	}
+	// Second pass: new contacts fill empty slots, then replace the entries
+	// we sent in this exchange (never one the partner sent back to us).
+	si := 0
+	for _, r := range fresh {
 		if len(v.entries) < v.max {
 			v.entries = append(v.entries, Entry{ID: r.ID, Age: r.Age})
 			continue
 		}
 		for si < len(sent) {
-			i := v.index(sent[si].ID)
+			s := sent[si]
 			si++
-			if i >= 0 {
+			i := v.index(s.ID)
+			if i >= 0 && !slices.ContainsFunc(received, func(c wire.Contact) bool { return c.ID == s.ID }) {
 				v.entries[i] = Entry{ID: r.ID, Age: r.Age}
 				break
 			}

@@ -29,6 +29,18 @@ func Test(f *bloom.BloomFilter, obj ids.ObjectID) bool {
 	return f.Test(b[:])
 }
 
+// With returns a copy of f with objs added (f itself is never modified:
+// summaries are shared immutable snapshots).
+func With(f *bloom.BloomFilter, objs []ids.ObjectID) *bloom.BloomFilter {
+	g := f.Copy()
+	var b [8]byte
+	for _, obj := range objs {
+		binary.BigEndian.PutUint64(b[:], uint64(obj))
+		g.Add(b[:])
+	}
+	return g
+}
+
 // Builder keeps a Bloom filter of a changing set incrementally: additions go
 // straight in; removals only count, and the filter is rebuilt from the set
 // when too many removed elements linger in it or the set outgrew its size.

@@ -255,11 +255,15 @@ func appendMsg(b []byte, m Msg) ([]byte, error) {
 		if err := checkLen(TDirSummary, "Dirs", len(v.Dirs), MaxDirs, "MaxDirs"); err != nil {
 			return b, err
 		}
+		if err := checkLen(TDirSummary, "Added", len(v.Added), MaxIDs, "MaxIDs"); err != nil {
+			return b, err
+		}
 		b = append(b, Version, byte(TDirSummary))
 		b = binary.BigEndian.AppendUint64(b, uint64(v.Site))
 		b = appendMember(b, v.From)
 		b = appendBloom(b, v.Summary)
 		b = appendMembers(b, v.Dirs)
+		b = appendObjects(b, v.Added)
 	case *FindSucc:
 		if v == nil {
 			return b, errNil(m)

@@ -112,6 +112,7 @@ func samples() []sample {
 		{name: "DirSummary/full", msg: &DirSummary{Site: ids.SiteID(r.Uint64()), From: member(r), Summary: f64,
 			Dirs: members(r, 7)}, added: f64Added},
 		{name: "DirSummary/tiny", msg: &DirSummary{Site: 3, From: member(r), Summary: tiny}, added: tinyAdded},
+		{name: "DirSummary/delta", msg: &DirSummary{Site: 3, From: member(r), Added: objects(r, 5)}},
 		{name: "FindSucc", msg: &FindSucc{ReqID: 1 << 35, Key: ids.Key(r.Uint64()), Origin: peerID(r), Hops: 255}},
 		{name: "FoundSucc", msg: &FoundSucc{ReqID: 42, Key: ids.Key(r.Uint64()), Succ: member(r), Hops: 3}},
 		{name: "GetPred", msg: &GetPred{ReqID: 1 << 14, To: ids.Key(r.Uint64())}},
@@ -152,7 +153,8 @@ func maxSamples() []sample {
 			Summary: big}, added: bigAdded},
 		{name: "Push/max-added", msg: &Push{Added: objects(r, MaxIDs)}},
 		{name: "Push/max-both", msg: &Push{Added: objects(r, MaxIDs), Removed: objects(r, MaxIDs)}},
-		{name: "DirSummary/max", msg: &DirSummary{Summary: big, Dirs: members(r, MaxDirs)}, added: bigAdded},
+		{name: "DirSummary/max", msg: &DirSummary{Summary: big, Dirs: members(r, MaxDirs), Added: objects(r, MaxIDs)},
+			added: bigAdded},
 		{name: "PredReply/max", msg: &PredReply{ReqID: math.MaxUint64, Succs: members(r, MaxMembers)}},
 		{name: "JoinReply/max", msg: &JoinReply{ReqID: math.MaxUint64, Succs: members(r, MaxMembers)}},
 		{name: "Promote/max", msg: &Promote{Gen: math.MaxUint32, Dirs: members(r, MaxDirs)}},
@@ -450,16 +452,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"Push.Added", frame(t, &Push{}, 2, cat(uv(MaxIDs+1), uv(0))...), ErrTooLarge, "Push.Added"},
 		{"Push.Removed", frame(t, &Push{}, 1, uv(MaxIDs+1)...), ErrTooLarge, "Push.Removed"},
 		{"Push.Removed after full Added", frame(t, &Push{Added: objs}, 1, uv(MaxIDs+1)...), ErrTooLarge, "Push.Removed"},
-		{"DirSummary.Dirs", frame(t, &DirSummary{}, 1, uv(MaxDirs+1)...), ErrTooLarge, "DirSummary.Dirs"},
+		{"DirSummary.Dirs", frame(t, &DirSummary{}, 2, uv(MaxDirs+1)...), ErrTooLarge, "DirSummary.Dirs"},
 		{"Promote.Dirs", frame(t, &Promote{}, 1, uv(MaxDirs+1)...), ErrTooLarge, "Promote.Dirs"},
 		{"PredReply.Succs", frame(t, &PredReply{}, 1, uv(MaxMembers+1)...), ErrTooLarge, "PredReply.Succs"},
 		{"JoinReply.Succs", frame(t, &JoinReply{}, 1, uv(MaxMembers+1)...), ErrTooLarge, "JoinReply.Succs"},
 		{"huge count", frame(t, &Promote{}, 1, uv(math.MaxUint64)...), ErrTooLarge, "Promote.Dirs"},
-		{"bloom m", frame(t, &DirSummary{}, 2, cat([]byte{1}, uv(MaxBloomBits+1), []byte{3})...), ErrTooLarge, "DirSummary.Summary.m"},
-		{"bloom k", frame(t, &DirSummary{}, 2, cat([]byte{1}, uv(64), []byte{MaxBloomK + 1})...), ErrTooLarge, "DirSummary.Summary.k"},
+		{"bloom m", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits+1), []byte{3})...), ErrTooLarge, "DirSummary.Summary.m"},
+		{"bloom k", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(64), []byte{MaxBloomK + 1})...), ErrTooLarge, "DirSummary.Summary.k"},
 
 		{"count beyond input", frame(t, &Push{}, 1, uv(MaxIDs/2)...), ErrTruncated, "Push.Removed"},
-		{"bloom beyond input", frame(t, &DirSummary{}, 2, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...), ErrTruncated, "DirSummary.Summary.words"},
+		{"bloom beyond input", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...), ErrTruncated, "DirSummary.Summary.words"},
 
 		{"bool", frame(t, &Pong{}, 1, 2), ErrMalformed, "Pong.OK"},
 		{"bool 255", frame(t, &Query{}, 1, 255), ErrMalformed, "Query.NewClient"},
@@ -497,7 +499,7 @@ func TestDecodeAllocationBounded(t *testing.T) {
 		t.Skip("memory statistics")
 	}
 	inputs := [][]byte{
-		frame(t, &DirSummary{}, 2, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...),
+		frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...),
 		frame(t, &Push{}, 2, cat(uv(MaxIDs), uv(0))...),
 		frame(t, &InitView{}, 1, uv(MaxView)...),
 		frame(t, &Promote{}, 1, uv(MaxDirs)...),

@@ -71,6 +71,7 @@ func Decode(b []byte) (Msg, error) {
 			From:    d.member("From"),
 			Summary: d.bloom("Summary"),
 			Dirs:    d.members("Dirs", MaxDirs, "MaxDirs"),
+			Added:   d.objects("Added", MaxIDs, "MaxIDs"),
 		}
 	case TFindSucc:
 		m = &FindSucc{

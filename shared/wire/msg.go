@@ -148,12 +148,15 @@ type PushAck struct {
 }
 
 // DirSummary is receiveSummary: a Bloom filter of the sending directory's
-// index, plus the directories of the same website the sender knows.
+// index, plus the directories of the same website the sender knows. A
+// summary with a nil filter is a delta: Added are the objects that entered
+// the sender's index since its last summary, to add to the receiver's copy.
 type DirSummary struct {
 	Site    ids.SiteID
 	From    ids.Member
 	Summary *bloom.BloomFilter
 	Dirs    []ids.Member
+	Added   []ids.ObjectID
 }
 
 // FindSucc asks D-ring for the successor of Key on behalf of Origin.
@@ -192,7 +195,9 @@ type Join struct {
 	Me    ids.Member
 }
 
-// JoinReply answers Join. OK false: Holder already holds the position.
+// JoinReply answers Join. OK true: the joiner is admitted and Holder is its
+// predecessor (the admitting member's former one). OK false: Holder holds
+// the position already, or, with another key, is a closer successor to ask.
 type JoinReply struct {
 	ReqID  uint64
 	OK     bool

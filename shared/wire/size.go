@@ -50,7 +50,8 @@ func Size(m Msg) int {
 		if v == nil {
 			return 0
 		}
-		return headerLen + u64Len + memberLen + sizeBloom(v.Summary) + sizeList(len(v.Dirs), memberLen)
+		return headerLen + u64Len + memberLen + sizeBloom(v.Summary) + sizeList(len(v.Dirs), memberLen) +
+			sizeList(len(v.Added), u64Len)
 	case *FindSucc:
 		if v == nil {
 			return 0
