@@ -57,9 +57,16 @@ type Config struct {
 	MinTimeout time.Duration
 	// RTTFactor multiplies a measured RTT to give a request timeout.
 	RTTFactor float64
+	// ForwardBudget is the time a directory's forwarding (to a holder, or
+	// to another locality's directory and its holder) may add to the RTT
+	// before a query to the directory counts as failed.
+	ForwardBudget time.Duration
+	// ReconnectTries is how many stored contacts a returning peer tries at
+	// once before it rejoins as a new client.
+	ReconnectTries int
 	// LookupTimeout bounds a query routed over D-ring.
 	LookupTimeout time.Duration
-	// LookupRetries is how many entry points a failed lookup tries.
+	// LookupRetries is how many more times a failed tryJoin lookup is tried.
 	LookupRetries int
 	// MaxHops drops a routed message after this many hops.
 	MaxHops int
@@ -95,7 +102,9 @@ func DefaultConfig() Config {
 		RequestTimeout:     time.Second,
 		MinTimeout:         50 * time.Millisecond,
 		RTTFactor:          3,
-		LookupTimeout:      2 * time.Second,
+		ForwardBudget:      400 * time.Millisecond,
+		ReconnectTries:     8,
+		LookupTimeout:      1200 * time.Millisecond,
 		LookupRetries:      2,
 		MaxHops:            64,
 		CacheBytes:         32 << 20,
@@ -129,6 +138,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: QueryTries %d must not be negative", c.QueryTries)
 	case c.RequestTimeout <= 0 || c.LookupTimeout <= 0 || c.MinTimeout <= 0 || c.RTTFactor < 1:
 		return fmt.Errorf("config: timeouts must be positive and RTTFactor at least 1")
+	case c.ForwardBudget < 0 || c.ReconnectTries < 1:
+		return fmt.Errorf("config: ForwardBudget must not be negative and ReconnectTries must be at least 1")
 	case c.MaxHops < 1 || c.MaxHops > 255:
 		return fmt.Errorf("config: MaxHops %d out of range [1,255]", c.MaxHops)
 	case c.CacheBytes < 0:

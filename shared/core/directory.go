@@ -1,7 +1,6 @@
 package core
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -89,9 +88,6 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	if !succ.IsZero() && succ.ID != n.id {
 		p.ring.SetSuccessors(succ, succs)
 	}
-	if debugJoin != nil {
-		debugJoin(n, key, succ)
-	}
 	n.positions = append(n.positions, p)
 	slices.SortFunc(n.positions, func(a, b *position) int {
 		switch {
@@ -115,6 +111,11 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: key, id: p.epoch})
 	n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: key, id: p.epoch})
 	n.discover(p)
+	// updateDir-info for the petal: tell the contacts at once that this
+	// peer is their directory now, rather than wait for gossip.
+	for _, e := range sp.view.Entries() {
+		n.send(e.ID, &wire.InitView{Site: sp.site, Dir: sp.dir})
+	}
 	return p
 }
 
@@ -217,8 +218,7 @@ func (n *Node) onDirSummary(from ids.PeerID, m *wire.DirSummary) {
 		if m.Summary != nil {
 			p.sums.Receive(m.From, m.Summary, n.now)
 		} else {
-			ok := p.sums.ReceiveDelta(m.From, m.Added, n.now)
-			n.stats.Origin[fmt.Sprint("delta_", ok)]++
+			p.sums.ReceiveDelta(m.From, m.Added, n.now)
 		}
 		for _, d := range m.Dirs {
 			if d.ID != n.id && n.layout.SameSite(d.Key, m.Site) {
@@ -237,6 +237,11 @@ func (n *Node) summaryRound(p *position) {
 	if n.now-p.lastSum >= n.cfg.SummaryPeriod {
 		n.discover(p)
 		n.sendSummary(p)
+		for _, d := range p.sums.Members() {
+			if _, known := n.rtt[d.ID]; !known && d.ID != n.id {
+				n.pingRemote(d)
+			}
+		}
 		return
 	}
 	if p.index.Changes() >= n.cfg.SummaryChanges {
@@ -341,5 +346,3 @@ func (n *Node) onPromote(from ids.PeerID, m *wire.Promote) {
 	sp.promotedDirs = m.Dirs
 	n.tryJoin(sp, m.Key)
 }
-
-var debugJoin func(n *Node, key ids.Key, succ ids.Member)

@@ -114,6 +114,8 @@ type position struct {
 	children   []ids.Key // PetalUp instances this directory created
 	handover   int       // content peers still to hand over to them
 	promotedAt time.Duration
+	forwards   map[uint64]*forward // queries forwarded to holders, awaiting Served
+	fwdBy      map[fwdKey]uint64
 }
 
 type reqKind uint8
@@ -128,6 +130,8 @@ const (
 	reqRingCheck
 	reqGetPred
 	reqPingPred
+	reqPingDir
+	reqPingRemote
 )
 
 type request struct {
@@ -141,7 +145,8 @@ type request struct {
 	sent   []wire.Contact
 	at     time.Duration
 	tries  int
-	hops   int // Join redirections so far
+	hops   int    // Join redirections so far
+	qid    uint64 // the query a directory ping is for
 	// reconnect marks a shuffle sent to rejoin the petal after going offline.
 	reconnect bool
 }
@@ -498,6 +503,8 @@ func (n *Node) requestFailed(r *request) {
 		if p := n.position(r.key); p != nil && p.ring.Pred.ID == r.peer {
 			p.ring.Pred = ids.Member{}
 		}
+	case reqPingDir:
+		n.dirDead(r)
 	}
 }
 
@@ -549,6 +556,8 @@ func (n *Node) handle(from ids.PeerID, m wire.Msg) {
 		n.onPong(from, m)
 	case *wire.Promote:
 		n.onPromote(from, m)
+	case *wire.Served:
+		n.onServed(from, m)
 	}
 }
 

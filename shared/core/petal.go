@@ -144,7 +144,7 @@ func (n *Node) rejoinPetal(sp *sitePeer) {
 	sp.reconnected = false
 	sp.reconnecting = 0
 	for i, c := range contacts {
-		if i >= 3 {
+		if i >= n.cfg.ReconnectTries {
 			break
 		}
 		sp.reconnecting++

@@ -31,6 +31,7 @@ type query struct {
 	target   ids.PeerID // the peer asked in the current stage
 	sentAt   time.Duration
 	tries    int
+	probed   bool // stageDir: the directory was pinged after a first timeout
 	lookups  int
 	hops     int
 	start    time.Duration
@@ -98,7 +99,8 @@ func (n *Node) advance(q *query) {
 		q.asked = append(q.asked, d.ID)
 		q.target = d.ID
 		q.hops++
-		n.setStage(q, stageDir, n.cfg.RequestTimeout)
+		q.probed = false
+		n.setStage(q, stageDir, n.timeoutFor(d.ID))
 		n.send(d.ID, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: d.Key, Mode: wire.QDir, Hops: 1})
 		return
 	}
@@ -165,14 +167,24 @@ func (n *Node) queryTimeout(q *query) {
 		sp.view.RemoveContact(q.target)
 		n.advance(q)
 	case stageDir:
-		// The directory did not answer: replace it (tryJoin), and go on.
-		if sp.dir.Member.ID == q.target {
-			n.tryJoin(sp, n.joinKey(sp))
+		d := sp.dir.Member
+		if !q.probed && d.ID == q.target {
+			// No object yet: the directory may be forwarding (another
+			// locality, a holder) or may be dead. Ping it and give the
+			// forwarding ForwardBudget more.
+			q.probed = true
+			id := n.request(&request{kind: reqPingDir, site: q.site, peer: d.ID, key: d.Key, qid: q.qid}, n.timeoutFor(d.ID))
+			n.send(d.ID, &wire.Ping{ReqID: id, To: d.Key})
+			n.after(n.cfg.ForwardBudget, timer{kind: tQuery, id: q.qid, stage: q.stageSeq})
+			return
 		}
-		n.advanceFrom(q, stageLookup)
+		// The directory answered the ping but no object came in time.
+		n.fetchOrigin(q, "forward_timeout")
 	case stageLookup:
+		// The route was lost (a member on it left): this query goes to the
+		// origin; the next one looks up again.
 		n.dropEntry(q.target)
-		n.advanceFrom(q, stageLookup)
+		n.fetchOrigin(q, "lookup_timeout")
 	}
 }
 
@@ -188,6 +200,9 @@ func (n *Node) advanceFrom(q *query, s stage) {
 }
 
 func (n *Node) onMiss(from ids.PeerID, m *wire.Miss) {
+	if n.holderMissed(from, m) {
+		return // a holder this node (as directory) forwarded a query to
+	}
 	q := n.queries[m.QID]
 	if q == nil || q.stage == stageOrigin {
 		return
@@ -342,14 +357,21 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 	switch m.Mode {
 	case wire.QAsk, wire.QServe:
 		sp := n.sites[m.Site]
-		if sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
-			n.serve(sp, m)
-			if m.NewClient {
-				n.initialGossip(sp, m.Origin)
-			}
+		has := sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp))
+		switch {
+		case has && m.Mode == wire.QServe:
+			n.send(from, &wire.Served{QID: m.QID, Origin: m.Origin}) // to the directory
+		case !has && m.Mode == wire.QServe:
+			n.send(from, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj}) // the directory tries another
+			return
+		case !has:
+			n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
 			return
 		}
-		n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
+		n.serve(sp, m)
+		if m.NewClient {
+			n.initialGossip(sp, m.Origin)
+		}
 	case wire.QLookup:
 		ring, live := n.routeRing(m.Key)
 		if ring == nil {
@@ -394,68 +416,6 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 
 func (n *Node) serve(sp *sitePeer, m *wire.Query) {
 	n.ready.Serves = append(n.ready.Serves, Serve{QID: m.QID, Site: m.Site, Obj: m.Obj, To: m.Origin, Hops: int(m.Hops)})
-}
-
-// dirQuery is processQuery(q) at the directory protocol of position p.
-func (n *Node) dirQuery(p *position, m *wire.Query) {
-	if p.key != m.Key || p.site != m.Site {
-		// The lookup ended at the successor of a free position.
-		n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key, Vacant: true})
-		return
-	}
-	sp := n.sites[p.site]
-	own := m.Mode != wire.QForward // the originator belongs to this petal
-	if m.Origin != n.id && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
-		n.serve(sp, m)
-		if m.NewClient {
-			n.initialGossip(sp, m.Origin)
-		}
-		if own {
-			p.index.AddHolder(m.Obj, m.Origin, n.now)
-		}
-		return
-	}
-	if h, ok := p.index.Pick(m.Obj, m.Origin, n.rnd); ok {
-		fw := *m
-		fw.Mode = wire.QServe
-		fw.Hops++
-		n.send(h, &fw)
-		if own && m.Origin != n.id {
-			p.index.AddHolder(m.Obj, m.Origin, n.now)
-		}
-		return
-	}
-	if own {
-		if d, ok := n.pickRemote(p, m.Obj); ok {
-			fw := *m
-			fw.Mode = wire.QForward
-			fw.Key = d.Key
-			fw.NewClient = false
-			fw.Hops++
-			n.send(d.ID, &fw)
-			if m.NewClient {
-				n.initialGossip(sp, m.Origin)
-			}
-			if m.Origin != n.id {
-				p.index.AddHolder(m.Obj, m.Origin, n.now)
-			}
-			return
-		}
-	}
-	if debugNotFound != nil {
-		debugNotFound(n, p, m)
-	}
-	nf := &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key}
-	if own && m.Origin != n.id {
-		// The originator fetches it from the origin now: index it at once so
-		// the petal's next query for it finds it.
-		p.index.AddHolder(m.Obj, m.Origin, n.now)
-		if m.NewClient {
-			nf.Dir = n.assignDir(p)
-			nf.View = n.viewFor(sp, p, m.Origin)
-		}
-	}
-	n.send(m.Origin, nf)
 }
 
 // pickRemote chooses, among the other directories of the website whose
@@ -513,5 +473,3 @@ func (n *Node) viewFor(sp *sitePeer, p *position, exclude ids.PeerID) []wire.Con
 	}
 	return v
 }
-
-var debugNotFound func(n *Node, p *position, m *wire.Query)

@@ -148,6 +148,7 @@ func (n *Node) onFoundSucc(from ids.PeerID, m *wire.FoundSucc) {
 			p.sums.Know(s, n.now)
 			n.send(s.ID, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary(),
 				Dirs: []ids.Member{p.ring.Self}})
+			n.pingRemote(s)
 		}
 	case reqRingCheck:
 		p := n.position(r.key)
@@ -335,7 +336,23 @@ func (n *Node) onPing(from ids.PeerID, m *wire.Ping) {
 	n.send(from, &wire.Pong{ReqID: m.ReqID, OK: m.To == 0 || n.position(m.To) != nil})
 }
 
+// pingRemote measures the RTT to another directory of the website, so that
+// queries forwarded between localities go to the nearest one.
+func (n *Node) pingRemote(d ids.Member) {
+	id := n.request(&request{kind: reqPingRemote, peer: d.ID, key: d.Key}, n.cfg.RequestTimeout)
+	n.send(d.ID, &wire.Ping{ReqID: id, To: d.Key})
+}
+
 func (n *Node) onPong(from ids.PeerID, m *wire.Pong) {
+	if n.take(m.ReqID, reqPingRemote) != nil {
+		return // take measured the RTT
+	}
+	if r := n.take(m.ReqID, reqPingDir); r != nil {
+		if !m.OK {
+			n.dirDead(r)
+		}
+		return
+	}
 	r := n.take(m.ReqID, reqPingPred)
 	if r == nil {
 		return
@@ -392,4 +409,17 @@ func (n *Node) ringCheck(p *position) {
 	// there) and the first member after it (our true successor).
 	n.findSucc(e.ID, &request{kind: reqRingCheck, key: p.key, target: p.key})
 	n.findSucc(e.ID, &request{kind: reqRingCheck, key: p.key, target: p.key + 1})
+}
+
+// dirDead: the directory a query waits on does not answer a ping (or no
+// longer holds its position): the query goes to the origin and the
+// directory is replaced (tryJoin).
+func (n *Node) dirDead(r *request) {
+	if q := n.queries[r.qid]; q != nil && q.stage == stageDir && q.target == r.peer {
+		n.fetchOrigin(q, "dir_failed")
+	}
+	sp := n.sites[r.site]
+	if sp != nil && sp.dir.Member.ID == r.peer && sp.dir.Member.Key == r.key {
+		n.tryJoin(sp, n.joinKey(sp))
+	}
 }

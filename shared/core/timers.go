@@ -19,6 +19,7 @@ const (
 	tRingCheck                  // key
 	tSummary                    // key
 	tExpire                     // key
+	tForward                    // key, id: forward id
 )
 
 type timer struct {
@@ -68,6 +69,9 @@ func (n *Node) stale(t *timer) bool {
 	case tGossip, tKeepalive:
 		sp := n.sites[t.site]
 		return sp == nil || sp.epoch != t.id
+	case tForward:
+		p := n.position(t.key)
+		return p == nil || p.forwards[t.id] == nil
 	default:
 		p := n.position(t.key)
 		return p == nil || p.epoch != t.id
@@ -134,6 +138,11 @@ func (n *Node) fire(t *timer) {
 		p := n.position(t.key)
 		n.summaryRound(p)
 		n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: p.key, id: p.epoch})
+	case tForward:
+		p := n.position(t.key)
+		f := p.forwards[t.id]
+		p.index.Suspect(f.holder) // no Served in time: it is probably gone
+		n.forwardFailed(p, t.id)
 	case tExpire:
 		p := n.position(t.key)
 		n.expireRound(p)

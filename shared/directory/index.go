@@ -130,9 +130,6 @@ func (x *Index) AddHolder(obj ids.ObjectID, id ids.PeerID, now time.Duration) {
 	if !known {
 		x.changes++
 		x.added = append(x.added, obj)
-		if DebugAdded != nil {
-			DebugAdded(x, obj)
-		}
 		x.sum.Add(obj, len(x.holders), x.all)
 	}
 }
@@ -181,20 +178,30 @@ func (x *Index) Expire(cutoff time.Duration) []ids.PeerID {
 	return gone
 }
 
-// Pick chooses the least loaded holder of obj other than exclude (ties
-// broken at random) and counts the redirection in its load.
-func (x *Index) Pick(obj ids.ObjectID, exclude ids.PeerID, rnd *rand.Rand) (ids.PeerID, bool) {
+// Pick chooses a holder of obj other than exclude: one heard from at or
+// after staleBefore if there is any, the least loaded among those (ties
+// broken at random). It counts the redirection in the holder's load.
+func (x *Index) Pick(obj ids.ObjectID, exclude ids.PeerID, staleBefore time.Duration, rnd *rand.Rand) (ids.PeerID, bool) {
+	return x.PickAvoiding(obj, []ids.PeerID{exclude}, staleBefore, rnd)
+}
+
+// PickAvoiding is Pick with a list of peers to leave out.
+func (x *Index) PickAvoiding(obj ids.ObjectID, avoid []ids.PeerID, staleBefore time.Duration, rnd *rand.Rand) (ids.PeerID, bool) {
 	var best ids.PeerID
-	bestLoad, ties := 0, 0
+	bestTier, bestLoad, ties := 0, 0, 0
 	for _, id := range x.holders[obj] {
-		if id == exclude {
+		if slices.Contains(avoid, id) {
 			continue
 		}
-		l := x.peers[id].Load
+		p := x.peers[id]
+		tier := 0
+		if p.LastSeen < staleBefore {
+			tier = 1
+		}
 		switch {
-		case ties == 0 || l < bestLoad:
-			best, bestLoad, ties = id, l, 1
-		case l == bestLoad:
+		case ties == 0 || tier < bestTier || (tier == bestTier && p.Load < bestLoad):
+			best, bestTier, bestLoad, ties = id, tier, p.Load, 1
+		case tier == bestTier && p.Load == bestLoad:
 			ties++
 			if rnd.IntN(ties) == 0 {
 				best = id
@@ -206,6 +213,21 @@ func (x *Index) Pick(obj ids.ObjectID, exclude ids.PeerID, rnd *rand.Rand) (ids.
 	}
 	x.peers[best].Load++
 	return best, true
+}
+
+// DropObject records that id does not hold obj (it said so).
+func (x *Index) DropObject(id ids.PeerID, obj ids.ObjectID) {
+	if p := x.peers[id]; p != nil {
+		x.drop(id, p, obj)
+	}
+}
+
+// Suspect marks a peer as not heard from (a query it was sent went
+// unanswered): Pick avoids it and Expire drops it unless it speaks again.
+func (x *Index) Suspect(id ids.PeerID) {
+	if p := x.peers[id]; p != nil {
+		p.LastSeen = -1
+	}
 }
 
 // Changes counts index changes (objects appearing or disappearing) since
@@ -229,6 +251,3 @@ func (x *Index) Holds(obj ids.ObjectID) bool {
 	_, ok := x.holders[obj]
 	return ok
 }
-
-// DebugAdded is a temporary debugging hook.
-var DebugAdded func(x *Index, obj ids.ObjectID)

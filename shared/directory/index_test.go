@@ -232,10 +232,10 @@ func TestRemovePeer(t *testing.T) {
 		t.Errorf("Changes = %d, want 2 (objects 1 and 2 disappeared)", x.Changes())
 	}
 	checkIndex(t, x, map[ids.PeerID]map[ids.ObjectID]bool{pid(2): {3: true, 4: true}})
-	if _, ok := x.Pick(1, ids.PeerID{}, rand.New(rand.NewPCG(1, 1))); ok {
+	if _, ok := x.Pick(1, ids.PeerID{}, 0, rand.New(rand.NewPCG(1, 1))); ok {
 		t.Errorf("Pick found a holder of an object only the removed peer held")
 	}
-	if id, ok := x.Pick(3, ids.PeerID{}, rand.New(rand.NewPCG(1, 1))); !ok || id != pid(2) {
+	if id, ok := x.Pick(3, ids.PeerID{}, 0, rand.New(rand.NewPCG(1, 1))); !ok || id != pid(2) {
 		t.Errorf("Pick(3) = %v, %v", id, ok)
 	}
 	x.RemovePeer(pid(2))
@@ -302,17 +302,17 @@ func TestPick(t *testing.T) {
 	x.Peer(pid(3)).Load = 3
 	x.Peer(pid(4)).Load = 1
 
-	if _, ok := x.Pick(99, ids.PeerID{}, rnd); ok {
+	if _, ok := x.Pick(99, ids.PeerID{}, 0, rnd); ok {
 		t.Errorf("Pick of an unindexed object succeeded")
 	}
-	if _, ok := x.Pick(2, pid(5), rnd); ok {
+	if _, ok := x.Pick(2, pid(5), 0, rnd); ok {
 		t.Errorf("Pick excluding the only holder succeeded")
 	}
 	if p := x.Peer(pid(5)); p.Load != 0 {
 		t.Errorf("failed Pick counted load %d", p.Load)
 	}
 	// Least loaded: 2 or 4 (load 1).
-	id, ok := x.Pick(1, ids.PeerID{}, rnd)
+	id, ok := x.Pick(1, ids.PeerID{}, 0, rnd)
 	if !ok || (id != pid(2) && id != pid(4)) {
 		t.Fatalf("Pick = %v, %v; want peer 2 or 4", id, ok)
 	}
@@ -324,12 +324,12 @@ func TestPick(t *testing.T) {
 		other = pid(4)
 	}
 	// Now the other one is the unique least loaded.
-	if id2, _ := x.Pick(1, ids.PeerID{}, rnd); id2 != other {
+	if id2, _ := x.Pick(1, ids.PeerID{}, 0, rnd); id2 != other {
 		t.Errorf("second Pick = %v, want %v", id2, other)
 	}
 	// Excluding: the least loaded other than the excluded.
 	x.Peer(pid(2)).Load, x.Peer(pid(4)).Load = 0, 9
-	if id3, _ := x.Pick(1, pid(2), rnd); id3 != pid(3) {
+	if id3, _ := x.Pick(1, pid(2), 0, rnd); id3 != pid(3) {
 		t.Errorf("Pick excluding 2 = %v, want 3", id3)
 	}
 	if x.Peer(pid(2)).Load != 0 {
@@ -348,7 +348,7 @@ func TestPickBalances(t *testing.T) {
 	}
 	firstPick := make(map[ids.PeerID]int)
 	for round := range 700 {
-		id, ok := x.Pick(1, ids.PeerID{}, rnd)
+		id, ok := x.Pick(1, ids.PeerID{}, 0, rnd)
 		if !ok {
 			t.Fatal("Pick failed")
 		}
@@ -384,7 +384,7 @@ func TestPickDeterministic(t *testing.T) {
 		}
 		var out []ids.PeerID
 		for range 50 {
-			id, _ := x.Pick(1, pid(3), rnd)
+			id, _ := x.Pick(1, pid(3), 0, rnd)
 			out = append(out, id)
 		}
 		return out
@@ -549,5 +549,24 @@ func TestIndexRandomAgainstModel(t *testing.T) {
 		if step%10 == 0 || step == 2999 {
 			checkIndex(t, x, model)
 		}
+	}
+}
+
+func TestPickPrefersFreshHolders(t *testing.T) {
+	x := NewIndex(0.01)
+	x.Apply(pid(1), 10*time.Second, false, []ids.ObjectID{7}, nil)
+	x.Apply(pid(2), 100*time.Second, false, []ids.ObjectID{7}, nil)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 5; i++ {
+		if id, _ := x.Pick(7, ids.PeerID{}, 50*time.Second, rnd); id != pid(2) {
+			t.Fatalf("pick %d chose %v, want the fresh holder", i, id)
+		}
+	}
+	x.Suspect(pid(2))
+	if id, _ := x.Pick(7, ids.PeerID{}, 50*time.Second, rnd); id != pid(1) {
+		t.Fatalf("after Suspect(2) chose %v", id)
+	}
+	if gone := x.Expire(0); len(gone) != 1 || gone[0] != pid(2) {
+		t.Fatalf("Expire(0) = %v, want the suspect only", gone)
 	}
 }

@@ -227,7 +227,7 @@ func (f *flower) drainFrom(p int32, notBefore time.Duration) {
 		for i := range r.Msgs {
 			e := &r.Msgs[i]
 			f.send(int(e.Msg.Type()), wire.Size(e.Msg))
-			to, ok := f.w.peerIdx[e.To]
+			to, ok := f.w.Peer(e.To)
 			if !ok || !on {
 				f.tr.dropped++
 				if !ok {
@@ -264,7 +264,7 @@ func (f *flower) drainFrom(p int32, notBefore time.Duration) {
 		for i := range r.Serves {
 			s := &r.Serves[i]
 			obj, ok1 := f.w.objIdx[s.Obj]
-			to, ok2 := f.w.peerIdx[s.To]
+			to, ok2 := f.w.Peer(s.To)
 			if !ok1 || !ok2 || !on {
 				f.anom["bad_serves"]++
 				continue
@@ -320,7 +320,7 @@ func (f *flower) answer(p int32, a *core.Answer) {
 	case a.Source == core.SourceLocal:
 		f.res.set(qi, outLocal, 0, 0, 0)
 	case a.Source == core.SourcePeer:
-		prov, ok := f.w.peerIdx[a.Provider]
+		prov, ok := f.w.Peer(a.Provider)
 		if !ok || prov == p {
 			f.anom["bad_provider"]++
 			prov = p

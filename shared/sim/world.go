@@ -46,7 +46,7 @@ type World struct {
 	intStart   []int32  // interests of peer i: intSites[intStart[i]:intStart[i+1]]
 	intSites   []uint16 // site indices
 	InitOnline []bool
-	peerIdx    map[ids.PeerID]int32
+	peerIdx    map[uint64]int32 // ring position (first 8 id bytes, unique) -> peer
 
 	// Websites and objects. Object o (global index) belongs to site o/Objects.
 	SiteIDs []ids.SiteID
@@ -141,11 +141,10 @@ func NewWorld(cfg Config) (*World, error) {
 	w.PeerIDs = make([]ids.PeerID, cfg.Peers)
 	w.Loc = make([]uint8, cfg.Peers)
 	w.intStart = make([]int32, cfg.Peers+1)
-	w.peerIdx = make(map[ids.PeerID]int32, cfg.Peers)
+	w.peerIdx = make(map[uint64]int32, cfg.Peers)
 	w.quota = make([]int64, cfg.Peers)
 	maxInt := min(cfg.MaxInterests, cfg.Sites)
 	var chosen []uint16
-	prefixes := make(map[uint64]bool, cfg.Peers) // Squirrel's ring positions must differ too
 	for i := 0; i < cfg.Peers; i++ {
 		var id ids.PeerID
 		for {
@@ -155,13 +154,12 @@ func NewWorld(cfg Config) (*World, error) {
 					id[j+b] = byte(v >> (56 - 8*b))
 				}
 			}
-			if !prefixes[ringPos(id)] && !id.IsZero() {
+			if _, dup := w.peerIdx[ringPos(id)]; !dup && !id.IsZero() {
 				break
 			}
 		}
 		w.PeerIDs[i] = id
-		w.peerIdx[id] = int32(i)
-		prefixes[ringPos(id)] = true
+		w.peerIdx[ringPos(id)] = int32(i)
 		w.Loc[i] = uint8(rng.IntN(k))
 		cnt := 1 + rng.IntN(maxInt)
 		chosen = chosen[:0]
@@ -183,6 +181,15 @@ func NewWorld(cfg Config) (*World, error) {
 
 	w.makeTrace(rng)
 	return w, nil
+}
+
+// Peer returns the index of the peer with id.
+func (w *World) Peer(id ids.PeerID) (int32, bool) {
+	i, ok := w.peerIdx[ringPos(id)]
+	if !ok || w.PeerIDs[i] != id {
+		return 0, false
+	}
+	return i, true
 }
 
 // Interests returns the site indices peer i is interested in (sorted).

@@ -95,6 +95,7 @@ var typeNames = [...]string{
 	TPing:       "Ping",
 	TPong:       "Pong",
 	TPromote:    "Promote",
+	TServed:     "Served",
 }
 
 // String is the name of the message type, such as "Query", or "Type(n)" for
@@ -353,6 +354,13 @@ func appendMsg(b []byte, m Msg) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, uint64(v.Key))
 		b = binary.AppendUvarint(b, uint64(v.Gen))
 		b = appendMembers(b, v.Dirs)
+	case *Served:
+		if v == nil {
+			return b, errNil(m)
+		}
+		b = append(b, Version, byte(TServed))
+		b = binary.AppendUvarint(b, v.QID)
+		b = append(b, v.Origin[:]...)
 	default:
 		err = fmt.Errorf("wire: encode: %T is not a message of package wire: %w", m, ErrUnknownType)
 	}

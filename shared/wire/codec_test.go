@@ -113,6 +113,7 @@ func samples() []sample {
 			Dirs: members(r, 7)}, added: f64Added},
 		{name: "DirSummary/tiny", msg: &DirSummary{Site: 3, From: member(r), Summary: tiny}, added: tinyAdded},
 		{name: "DirSummary/delta", msg: &DirSummary{Site: 3, From: member(r), Added: objects(r, 5)}},
+		{name: "Served", msg: &Served{QID: 1 << 40, Origin: peerID(r)}},
 		{name: "FindSucc", msg: &FindSucc{ReqID: 1 << 35, Key: ids.Key(r.Uint64()), Origin: peerID(r), Hops: 255}},
 		{name: "FoundSucc", msg: &FoundSucc{ReqID: 42, Key: ids.Key(r.Uint64()), Succ: member(r), Hops: 3}},
 		{name: "GetPred", msg: &GetPred{ReqID: 1 << 14, To: ids.Key(r.Uint64())}},
@@ -126,7 +127,7 @@ func samples() []sample {
 			Dirs: members(r, 7)}},
 	}
 	for _, m := range []Msg{&Query{}, &Miss{}, &NotFound{}, &InitView{}, &Shuffle{}, &Push{}, &PushAck{},
-		&DirSummary{}, &FindSucc{}, &FoundSucc{}, &GetPred{}, &PredReply{}, &Join{}, &JoinReply{},
+		&DirSummary{}, &Served{}, &FindSucc{}, &FoundSucc{}, &GetPred{}, &PredReply{}, &Join{}, &JoinReply{},
 		&Notify{}, &Ping{}, &Pong{}, &Promote{}} {
 		s = append(s, sample{name: m.Type().String() + "/zero", msg: m})
 	}
@@ -441,7 +442,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"version 0", []byte{0, byte(TPing), 0, 0, 0, 0, 0, 0, 0, 0, 0}, ErrVersion, "version 0"},
 		{"version 2", []byte{2, byte(TPing)}, ErrVersion, "version 2"},
 		{"type 0", []byte{Version, 0}, ErrUnknownType, "type 0"},
-		{"type 19", []byte{Version, 19, 0}, ErrUnknownType, "type 19"},
+		{"type 20", []byte{Version, 20, 0}, ErrUnknownType, "type 20"},
 		{"type 255", []byte{Version, 255}, ErrUnknownType, "type 255"},
 		{"MaxFrame", append([]byte{Version, byte(TPush)}, make([]byte, MaxFrame-1)...), ErrTooLarge, "MaxFrame"},
 		{"exactly MaxFrame", append([]byte{Version, byte(TPush)}, make([]byte, MaxFrame-2)...), ErrMalformed, "trailing"},

@@ -118,6 +118,11 @@ func Decode(b []byte) (Msg, error) {
 			Gen:  uint32(d.uvarintMax("Gen", math.MaxUint32)),
 			Dirs: d.members("Dirs", MaxDirs, "MaxDirs"),
 		}
+	case TServed:
+		m = &Served{
+			QID:    d.uvarint("QID"),
+			Origin: d.peer("Origin"),
+		}
 	default:
 		return nil, fmt.Errorf("wire: decode: message type %d: %w", uint8(t), ErrUnknownType)
 	}

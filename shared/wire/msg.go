@@ -34,6 +34,7 @@ const (
 	TPing       Type = 16
 	TPong       Type = 17
 	TPromote    Type = 18
+	TServed     Type = 19
 )
 
 // Msg is any protocol message.
@@ -232,6 +233,14 @@ type Promote struct {
 	Dirs []ids.Member
 }
 
+// Served tells the directory that forwarded query QID of Origin that the
+// holder is sending the object (so the directory need not try another).
+type Served struct {
+	QID    uint64
+	Origin ids.PeerID
+}
+
+func (*Served) Type() Type     { return TServed }
 func (*Query) Type() Type      { return TQuery }
 func (*Miss) Type() Type       { return TMiss }
 func (*NotFound) Type() Type   { return TNotFound }

@@ -102,6 +102,11 @@ func Size(m Msg) int {
 			return 0
 		}
 		return headerLen + 2*u64Len + uvarintLen(uint64(v.Gen)) + sizeList(len(v.Dirs), memberLen)
+	case *Served:
+		if v == nil {
+			return 0
+		}
+		return headerLen + uvarintLen(v.QID) + peerLen
 	}
 	return 0
 }
