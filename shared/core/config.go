@@ -64,6 +64,9 @@ type Config struct {
 	// ReconnectTries is how many stored contacts a returning peer tries at
 	// once before it rejoins as a new client.
 	ReconnectTries int
+	// JoinJitter spreads the tryJoin of clients that found a position
+	// vacant over this long.
+	JoinJitter time.Duration
 	// LookupTimeout bounds a query routed over D-ring.
 	LookupTimeout time.Duration
 	// LookupRetries is how many more times a failed tryJoin lookup is tried.
@@ -104,6 +107,7 @@ func DefaultConfig() Config {
 		RTTFactor:          3,
 		ForwardBudget:      400 * time.Millisecond,
 		ReconnectTries:     8,
+		JoinJitter:         2 * time.Second,
 		LookupTimeout:      1200 * time.Millisecond,
 		LookupRetries:      2,
 		MaxHops:            64,
@@ -138,7 +142,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: QueryTries %d must not be negative", c.QueryTries)
 	case c.RequestTimeout <= 0 || c.LookupTimeout <= 0 || c.MinTimeout <= 0 || c.RTTFactor < 1:
 		return fmt.Errorf("config: timeouts must be positive and RTTFactor at least 1")
-	case c.ForwardBudget < 0 || c.ReconnectTries < 1:
+	case c.ForwardBudget < 0 || c.ReconnectTries < 1 || c.JoinJitter < 0:
 		return fmt.Errorf("config: ForwardBudget must not be negative and ReconnectTries must be at least 1")
 	case c.MaxHops < 1 || c.MaxHops > 255:
 		return fmt.Errorf("config: MaxHops %d out of range [1,255]", c.MaxHops)

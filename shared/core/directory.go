@@ -58,6 +58,18 @@ func (n *Node) routeRing(key ids.Key) (ring *dring.State, live *position) {
 	return best, nil
 }
 
+// ghostNext is where a former position forwards a lookup it would have
+// answered itself: to the peer that holds that position now, else to its
+// successor.
+func (n *Node) ghostNext(ring *dring.State) ids.Member {
+	for _, g := range n.ghosts {
+		if g.ring == ring && !g.winner.IsZero() {
+			return g.winner
+		}
+	}
+	return ring.Successor()
+}
+
 // routeFrom picks the held position that most closely precedes (or is) key:
 // lookups leave the node from there.
 func (n *Node) routeFrom(key ids.Key) *position {
@@ -137,7 +149,7 @@ func (n *Node) dropPosition(p *position) {
 func (n *Node) stepDown(p *position, winner ids.Member) {
 	sp := n.sites[p.site]
 	n.dropPosition(p)
-	n.ghosts = append(n.ghosts, ghost{ring: p.ring, until: n.now + 4*n.cfg.StabilizePeriod})
+	n.ghosts = append(n.ghosts, ghost{ring: p.ring, winner: winner, until: n.now + 4*n.cfg.StabilizePeriod})
 	sp.dir = wire.DirInfo{Member: winner, Gen: p.gen}
 	sp.needFull = true
 	n.setRole(sp, RoleContent, 0)

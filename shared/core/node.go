@@ -66,8 +66,9 @@ type Node struct {
 }
 
 type ghost struct {
-	ring  *dring.State
-	until time.Duration
+	ring   *dring.State
+	winner ids.Member // who holds the position now
+	until  time.Duration
 }
 
 type shuffleKey struct {
@@ -77,19 +78,21 @@ type shuffleKey struct {
 
 // sitePeer is the node's peer for one website.
 type sitePeer struct {
-	site     ids.SiteID
-	epoch    uint64
-	cache    *content.Cache
-	view     *gossip.View
-	dir      wire.DirInfo // dir-info
-	baseKey  ids.Key      // generateKey(ws, loc), instance 0
-	needFull bool
-	pushReq  uint64
-	lastPush time.Duration
-	joining  bool
-	wasDir   ids.Key // the position held before going offline (0: none)
-	hadDir   bool
-	armed    bool
+	site       ids.SiteID
+	epoch      uint64
+	cache      *content.Cache
+	view       *gossip.View
+	dir        wire.DirInfo // dir-info
+	baseKey    ids.Key      // generateKey(ws, loc), instance 0
+	needFull   bool
+	pushReq    uint64
+	lastPush   time.Duration
+	joining    bool
+	joinAt     time.Duration // a delayed tryJoin is due (0: none)
+	joinTarget ids.Key
+	wasDir     ids.Key // the position held before going offline (0: none)
+	hadDir     bool
+	armed      bool
 	// reconnecting counts the stored-view contacts still being tried.
 	reconnecting int
 	reconnected  bool
@@ -609,7 +612,7 @@ func (n *Node) GoOffline(now time.Duration) {
 	n.entries, n.entriesKnown, n.entriesAsked = nil, false, false
 	n.ghosts = nil
 	for _, sp := range n.sites {
-		sp.armed, sp.joining, sp.pushReq = false, false, 0
+		sp.armed, sp.joining, sp.pushReq, sp.joinAt = false, false, 0, 0
 		sp.reconnecting, sp.reconnected = 0, false
 		sp.epoch = n.newID()
 	}

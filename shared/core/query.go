@@ -2,6 +2,8 @@ package core
 
 import (
 	"slices"
+
+	"github.com/flowercdn/flower/shared/dring"
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
@@ -234,11 +236,16 @@ func (n *Node) onNotFound(from ids.PeerID, m *wire.NotFound) {
 		return
 	}
 	q := n.queries[m.QID]
-	if !m.Dir.Member.IsZero() {
+	switch {
+	case !m.Vacant && !m.Dir.Member.IsZero() && m.Dir.Member.Key == m.Key && m.Dir.Member.Key == sp.dir.Member.Key &&
+		n.Role(m.Site) == RoleContent && m.Dir.Member != sp.dir.Member:
+		// Our directory gave its position up and names the holder.
+		n.updateDirInfo(sp, m.Dir)
+	case !m.Dir.Member.IsZero():
 		n.learnDir(sp, m.Dir, m.View)
 	}
 	if m.Vacant && m.Key == n.joinKey(sp) {
-		n.tryJoin(sp, m.Key)
+		n.joinLater(sp, m.Key)
 	}
 	if q == nil || q.stage == stageOrigin {
 		return
@@ -386,7 +393,7 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 			}
 			// A former position's routing state says we were responsible:
 			// hand the query to its successor as the final hop.
-			next, final = ring.Successor(), true
+			next, final = n.ghostNext(ring), true
 			if next.ID == n.id {
 				n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
 				return
@@ -402,12 +409,29 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 		n.send(next.ID, &fw)
 	case wire.QDir, wire.QForward:
 		p := n.position(m.Key)
+		if p == nil && m.Mode == wire.QDir && int(m.Hops) < n.cfg.MaxHops {
+			// Not ours. If our predecessor lies in [key, us), the route used
+			// a stale successor pointer: hand the query back to it (each
+			// step strictly nearer the key) rather than call a held
+			// position vacant.
+			if q := n.succPosition(m.Key); q != nil {
+				if pred := q.ring.Pred; !pred.IsZero() && pred.ID != n.id &&
+					(pred.Key == m.Key || dring.Strictly(pred.Key, m.Key, q.key)) {
+					fw := *m
+					fw.Hops++
+					n.send(pred.ID, &fw)
+					return
+				}
+			}
+		}
 		if p == nil || p.site != m.Site {
 			var hint wire.DirInfo
 			if sp := n.sites[m.Site]; sp != nil && m.Mode == wire.QDir && sp.dir.Member.Key == m.Key && sp.dir.Member.ID != n.id {
 				hint = sp.dir
 			}
-			n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key, Vacant: m.Mode == wire.QDir, Dir: hint})
+			// Vacant unless we know who holds the position now.
+			n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key,
+				Vacant: m.Mode == wire.QDir && hint.Member.IsZero(), Dir: hint})
 			return
 		}
 		n.dirQuery(p, m)

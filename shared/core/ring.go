@@ -36,6 +36,18 @@ func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
 	n.joinAttempt(sp, key, 0)
 }
 
+// joinLater runs tryJoin(key) after a random delay of up to JoinJitter, so
+// that the many new clients that find one position vacant at once do not
+// all claim it: the first to join is found by the others.
+func (n *Node) joinLater(sp *sitePeer, key ids.Key) {
+	if sp.joinAt != 0 || sp.joining {
+		return
+	}
+	sp.joinTarget = key
+	sp.joinAt = n.now + n.jitter(n.cfg.JoinJitter) + 1
+	n.after(sp.joinAt-n.now, timer{kind: tJoin, site: sp.site, id: sp.epoch})
+}
+
 func (n *Node) joinAttempt(sp *sitePeer, key ids.Key, tries int) {
 	via := n.id
 	if len(n.positions) == 0 {
@@ -95,7 +107,7 @@ func (n *Node) onFindSucc(from ids.PeerID, m *wire.FindSucc) {
 	}
 	next, final := ring.NextHop(m.Key)
 	if next == ring.Self && live == nil {
-		next, final = ring.Successor(), true
+		next, final = n.ghostNext(ring), true
 	}
 	switch {
 	case next == ring.Self:

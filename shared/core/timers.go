@@ -20,6 +20,7 @@ const (
 	tSummary                    // key
 	tExpire                     // key
 	tForward                    // key, id: forward id
+	tJoin                       // site: a delayed tryJoin
 )
 
 type timer struct {
@@ -66,7 +67,7 @@ func (n *Node) stale(t *timer) bool {
 	case tQuery:
 		q, ok := n.queries[t.id]
 		return !ok || q.stageSeq != t.stage
-	case tGossip, tKeepalive:
+	case tGossip, tKeepalive, tJoin:
 		sp := n.sites[t.site]
 		return sp == nil || sp.epoch != t.id
 	case tForward:
@@ -138,6 +139,12 @@ func (n *Node) fire(t *timer) {
 		p := n.position(t.key)
 		n.summaryRound(p)
 		n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: p.key, id: p.epoch})
+	case tJoin:
+		sp := n.sites[t.site]
+		sp.joinAt = 0
+		if n.Role(sp.site) != RoleDirectory {
+			n.tryJoin(sp, sp.joinTarget)
+		}
 	case tForward:
 		p := n.position(t.key)
 		f := p.forwards[t.id]
