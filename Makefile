@@ -42,3 +42,9 @@ fuzz:
 
 clean:
 	rm -rf $(BIN) sim.svg
+
+# Bootstrap service benchmark: `flower loadtest` against the real binary at
+# 10k and 50k peers (BENCH_100K=1 adds 100k); prints JSON.
+.PHONY: bench-bootstrap
+bench-bootstrap:
+	./scripts/bench-bootstrap.sh

@@ -1,0 +1,287 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flowercdn/flower/bootstrap/frame"
+	"github.com/flowercdn/flower/shared/ids"
+)
+
+// The cluster joins instances through NATS; no state is shared any other way.
+//
+// Signalling: every instance subscribes <prefix>.peer.<peer id hex> for each
+// of its peers. A signal for a peer that is not local is published there with
+// a reply subject <prefix>.inst.<instance>.nr.<from>.<to>; NATS answers that
+// reply with a "no responders" status when no instance holds the target (and
+// an instance that lost the target in a race answers it explicitly), which
+// becomes an unknown-target error frame for the sender. An instance that dies
+// takes its subscriptions with it.
+//
+// Directory: each instance publishes on <prefix>.dir the adds and removes of
+// its own directory peers, and every DirSnapshot all of them. Remote entries
+// expire three snapshot periods after their last refresh, so the entries of
+// an instance that died age out; one that stops cleanly says "bye".
+type cluster struct {
+	s    *Server
+	nc   *nats.Conn
+	pfx  string
+	inst string
+	in   chan *nats.Msg
+
+	mu      sync.Mutex
+	instIdx map[string]uint32
+}
+
+const (
+	dirAdd      = 1
+	dirRemove   = 2
+	dirSnapshot = 3
+	dirBye      = 4
+
+	dirChunk = 2000 // entries per snapshot message (26 bytes each)
+)
+
+func newCluster(s *Server) (*cluster, error) {
+	c := &cluster{
+		s:       s,
+		pfx:     s.cfg.Subject,
+		inst:    s.instance,
+		in:      make(chan *nats.Msg, 1<<16),
+		instIdx: make(map[string]uint32),
+	}
+	log := s.log.With("nats", s.cfg.NATSURL)
+	nc, err := nats.Connect(s.cfg.NATSURL,
+		nats.Name("flower-bootstrap "+s.instance),
+		nats.NoEcho(),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			log.Info("nats reconnected")
+			c.snapshot()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			s.m.natsErrors.Inc()
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Warn("nats error", "subject", subj, "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", s.cfg.NATSURL, err)
+	}
+	c.nc = nc
+	for _, subj := range []string{c.pfx + ".inst." + c.inst + ".>", c.pfx + ".dir"} {
+		if _, err := nc.ChanSubscribe(subj, c.in); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("nats subscribe %s: %w", subj, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats flush: %w", err)
+	}
+	log.Info("joined nats", "instance", c.inst)
+	return c, nil
+}
+
+func (c *cluster) connected() bool { return c.nc.IsConnected() }
+
+// run handles incoming messages and publishes snapshots until ctx ends.
+func (c *cluster) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-c.in:
+					c.handle(m)
+				}
+			}
+		}()
+	}
+	c.snapshot()
+	t := time.NewTicker(c.s.cfg.DirSnapshot)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-t.C:
+			c.snapshot()
+			c.s.dir.expire(time.Now().UnixMilli(), 0)
+		}
+	}
+}
+
+func (c *cluster) close() {
+	c.publishDir(dirBye, nil)
+	if err := c.nc.FlushTimeout(2 * time.Second); err != nil {
+		c.s.log.Warn("nats flush at close", "err", err)
+	}
+	c.nc.Close()
+}
+
+func (c *cluster) peerSubject(id ids.PeerID) string { return c.pfx + ".peer." + id.String() }
+
+func (c *cluster) subscribe(p *peer) {
+	sub, err := c.nc.ChanSubscribe(c.peerSubject(p.id), c.in)
+	if err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Warn("nats subscribe peer", "peer", p.id.Short(), "err", err)
+		return
+	}
+	p.sub = sub
+}
+
+func (c *cluster) unsubscribe(p *peer) {
+	if p.sub != nil {
+		_ = p.sub.Unsubscribe()
+		p.sub = nil
+	}
+}
+
+// forward publishes a signal for a peer that is not local.
+func (c *cluster) forward(from, to ids.PeerID, payload []byte) {
+	data := make([]byte, 0, ids.PeerIDLen+len(payload))
+	data = append(append(data, from[:]...), payload...)
+	m := &nats.Msg{
+		Subject: c.peerSubject(to),
+		Reply:   c.pfx + ".inst." + c.inst + ".nr." + from.String() + "." + to.String(),
+		Data:    data,
+	}
+	if err := c.nc.PublishMsg(m); err != nil {
+		c.s.m.natsErrors.Inc()
+		if p := c.s.peers.get(from); p != nil {
+			p.sendError(frame.CodeInternal, frame.TSignal, to, 0, "relay over nats failed")
+		}
+	}
+}
+
+func (c *cluster) handle(m *nats.Msg) {
+	subj := m.Subject
+	switch {
+	case strings.HasPrefix(subj, c.pfx+".peer."):
+		to, err := ids.ParsePeerID(subj[len(c.pfx)+len(".peer."):])
+		if err != nil || len(m.Data) < ids.PeerIDLen {
+			return
+		}
+		var from ids.PeerID
+		copy(from[:], m.Data)
+		c.s.m.relayIn.Inc()
+		if !c.s.deliverLocal(from, to, m.Data[ids.PeerIDLen:]) && m.Reply != "" {
+			_ = c.nc.Publish(m.Reply, nil) // gone: tell the sender's instance
+		}
+	case strings.HasPrefix(subj, c.pfx+".inst."+c.inst+".nr."):
+		// "no responders" status or an explicit "gone": unknown target.
+		rest := strings.Split(subj[len(c.pfx+".inst."+c.inst+".nr."):], ".")
+		if len(rest) != 2 {
+			return
+		}
+		from, err1 := ids.ParsePeerID(rest[0])
+		to, err2 := ids.ParsePeerID(rest[1])
+		if err1 != nil || err2 != nil {
+			return
+		}
+		c.s.m.relayUnknown.Inc()
+		if p := c.s.peers.get(from); p != nil {
+			p.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, "unknown target: no such peer connected")
+		}
+	case subj == c.pfx+".dir":
+		c.handleDir(m.Data)
+	}
+}
+
+type dirItem struct {
+	k  dirKey
+	id ids.PeerID
+}
+
+func (c *cluster) announce(op byte, k dirKey, id ids.PeerID) {
+	c.publishDir(op, []dirItem{{k, id}})
+}
+
+func (c *cluster) snapshot() {
+	var items []dirItem
+	c.s.dir.localEntries(func(k dirKey, id ids.PeerID) { items = append(items, dirItem{k, id}) })
+	for len(items) > 0 {
+		n := min(len(items), dirChunk)
+		c.publishDir(dirSnapshot, items[:n])
+		items = items[n:]
+	}
+}
+
+// publishDir sends [op][len inst][inst][count u16]{site u64, loc u16, id}.
+func (c *cluster) publishDir(op byte, items []dirItem) {
+	b := make([]byte, 0, 4+len(c.inst)+len(items)*26)
+	b = append(b, op, byte(len(c.inst)))
+	b = append(b, c.inst...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(items)))
+	for _, it := range items {
+		b = binary.BigEndian.AppendUint64(b, uint64(it.k.site))
+		b = binary.BigEndian.AppendUint16(b, it.k.loc)
+		b = append(b, it.id[:]...)
+	}
+	if err := c.nc.Publish(c.pfx+".dir", b); err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Warn("nats publish directory", "err", err)
+	}
+}
+
+func (c *cluster) handleDir(b []byte) {
+	if len(b) < 2 || len(b) < 2+int(b[1])+2 {
+		return
+	}
+	op := b[0]
+	inst := string(b[2 : 2+int(b[1])])
+	if inst == c.inst {
+		return
+	}
+	b = b[2+len(inst):]
+	n := int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if len(b) != n*26 {
+		return
+	}
+	c.mu.Lock()
+	idx, ok := c.instIdx[inst]
+	if !ok {
+		idx = uint32(len(c.instIdx) + 1)
+		c.instIdx[inst] = idx
+	}
+	c.mu.Unlock()
+	if op == dirBye {
+		c.s.dir.expire(0, idx)
+		return
+	}
+	exp := time.Now().Add(3 * c.s.cfg.DirSnapshot).UnixMilli()
+	for i := 0; i < n; i++ {
+		e := b[i*26:]
+		k := dirKey{ids.SiteID(binary.BigEndian.Uint64(e)), binary.BigEndian.Uint16(e[8:])}
+		var id ids.PeerID
+		copy(id[:], e[10:26])
+		switch op {
+		case dirAdd, dirSnapshot:
+			c.s.dir.put(k, id, idx, exp)
+		case dirRemove:
+			c.s.dir.del(k, id, idx)
+		}
+	}
+}

@@ -1,0 +1,505 @@
+// Package frame is the wire format between a peer and the bootstrap service:
+// one binary WebSocket message carries one frame.
+//
+// Every frame starts with two bytes, the format version (Version) and the
+// frame type; the rest is type specific, fixed-width big-endian integers and
+// length-prefixed byte strings. Signalling payloads (SDP offers, answers, ICE
+// candidates) are opaque bytes to the service, bounded by MaxSignal.
+//
+// Decode never panics on any input and rejects trailing bytes, unknown types,
+// unsupported versions and every length that exceeds a limit, so a decoded
+// frame re-encodes to exactly the bytes it came from.
+package frame
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/flowercdn/flower/shared/ids"
+)
+
+// Version is the frame format version this package speaks.
+const Version = 1
+
+// Limits that are part of the format.
+const (
+	// MaxFrame is the largest frame (one WebSocket message) in bytes.
+	MaxFrame = 20 << 10
+	// MaxSignal is the largest opaque signalling payload in bytes.
+	MaxSignal = 16 << 10
+	// MaxRegs is the largest number of (site, locality, role) registrations.
+	MaxRegs = 64
+	// MaxEntries is the largest number of peers in an Entries frame.
+	MaxEntries = 64
+	// MaxURLs is the largest number of alternate URLs in a GoAway frame.
+	MaxURLs = 8
+	// MaxText is the longest text (error message, reason, URL) in bytes.
+	MaxText = 255
+	// NonceLen is the length of the server challenge.
+	NonceLen = 32
+	// PubKeyLen and SigLen are the Ed25519 sizes.
+	PubKeyLen = 32
+	SigLen    = 64
+)
+
+// Type is a frame type. Values are part of the wire format: never renumber.
+type Type uint8
+
+// Server to peer.
+const (
+	TChallenge Type = 0x01 // Nonce, MaxFrame (server's limit), Localities
+	TWelcome   Type = 0x02 // Peer (the authenticated id), PingInterval (seconds)
+	TError     Type = 0x03 // Code, Ref (frame type it answers), Peer, ReqID, Text
+	TDeliver   Type = 0x04 // Peer (sender, stamped by the server), Payload
+	TEntries   Type = 0x05 // ReqID, Peers
+	TGoAway    Type = 0x06 // RetryMs, URLs, Text (reason)
+	TPong      Type = 0x07 // ReqID
+)
+
+// Peer to server.
+const (
+	THello    Type = 0x10 // PubKey, Sig
+	TRegister Type = 0x11 // Regs: the full set, replacing the previous one
+	TSignal   Type = 0x12 // Peer (target), Payload
+	TEntryReq Type = 0x13 // ReqID, Site, Loc, N
+	TPing     Type = 0x14 // ReqID
+)
+
+func (t Type) String() string {
+	switch t {
+	case TChallenge:
+		return "challenge"
+	case TWelcome:
+		return "welcome"
+	case TError:
+		return "error"
+	case TDeliver:
+		return "deliver"
+	case TEntries:
+		return "entries"
+	case TGoAway:
+		return "goaway"
+	case TPong:
+		return "pong"
+	case THello:
+		return "hello"
+	case TRegister:
+		return "register"
+	case TSignal:
+		return "signal"
+	case TEntryReq:
+		return "entry_req"
+	case TPing:
+		return "ping"
+	}
+	return fmt.Sprintf("type_%#02x", uint8(t))
+}
+
+// Role of a peer for one website.
+type Role uint8
+
+// Roles, as in the protocol: a client has not joined a petal yet, a content
+// peer caches and serves, a directory peer indexes its petal and is a D-ring
+// member (and so an entry point).
+const (
+	RoleClient    Role = 1
+	RoleContent   Role = 2
+	RoleDirectory Role = 3
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleClient:
+		return "client"
+	case RoleContent:
+		return "content"
+	case RoleDirectory:
+		return "directory"
+	}
+	return fmt.Sprintf("role_%d", uint8(r))
+}
+
+// Reg is one registration: the peer serves Site in locality Loc with Role.
+type Reg struct {
+	Site ids.SiteID
+	Loc  uint16
+	Role Role
+}
+
+// Code is an error code carried by an Error frame.
+type Code uint16
+
+// Error codes. Values are part of the wire format: never renumber.
+const (
+	CodeMalformed     Code = 1  // the frame does not decode
+	CodeUnknownType   Code = 2  // a frame type this server does not know
+	CodeOutOfOrder    Code = 3  // a valid frame at the wrong time (e.g. before Hello)
+	CodeTooLarge      Code = 4  // the frame exceeds the server's MaxFrame
+	CodeAuthFailed    Code = 5  // bad signature or key
+	CodeUnknownTarget Code = 6  // no connected peer has that id
+	CodeRateLimited   Code = 7  // the frame was dropped by a rate limit
+	CodeBadRegister   Code = 8  // site not allowed, locality out of range, bad role
+	CodeServerFull    Code = 9  // maximum peers reached
+	CodeSlowReader    Code = 10 // the peer's send queue overflowed
+	CodeShuttingDown  Code = 11 // the server stops: reconnect elsewhere
+	CodeBadVersion    Code = 12 // unsupported frame version
+	CodeInternal      Code = 13 // a server-side failure
+	CodeReplaced      Code = 14 // the same peer id connected again
+	CodeIdle          Code = 15 // nothing received for too long
+)
+
+func (c Code) String() string {
+	switch c {
+	case CodeMalformed:
+		return "malformed"
+	case CodeUnknownType:
+		return "unknown_type"
+	case CodeOutOfOrder:
+		return "out_of_order"
+	case CodeTooLarge:
+		return "too_large"
+	case CodeAuthFailed:
+		return "auth_failed"
+	case CodeUnknownTarget:
+		return "unknown_target"
+	case CodeRateLimited:
+		return "rate_limited"
+	case CodeBadRegister:
+		return "bad_register"
+	case CodeServerFull:
+		return "server_full"
+	case CodeSlowReader:
+		return "slow_reader"
+	case CodeShuttingDown:
+		return "shutting_down"
+	case CodeBadVersion:
+		return "bad_version"
+	case CodeInternal:
+		return "internal"
+	case CodeReplaced:
+		return "replaced"
+	case CodeIdle:
+		return "idle"
+	}
+	return fmt.Sprintf("code_%d", uint16(c))
+}
+
+// Frame is the decoded form of every frame type; only the fields named in the
+// comment of its Type are meaningful. Payload, and nothing else, aliases the
+// decoded buffer: copy it to keep it beyond the buffer's lifetime.
+type Frame struct {
+	Type Type
+
+	Peer    ids.PeerID // Welcome, Error, Deliver, Signal
+	Payload []byte     // Deliver, Signal
+
+	Nonce      [NonceLen]byte // Challenge
+	MaxFrame   uint32         // Challenge
+	Localities uint16         // Challenge
+
+	PingInterval uint16 // Welcome, in seconds
+
+	Code Code   // Error
+	Ref  Type   // Error: the type of the frame it answers (0: none)
+	Text string // Error message, GoAway reason
+
+	ReqID uint32          // Error, Entries, EntryReq, Ping, Pong
+	Peers []ids.PeerID    // Entries
+	Site  ids.SiteID      // EntryReq
+	Loc   uint16          // EntryReq
+	N     uint8           // EntryReq
+	Regs  []Reg           // Register
+	URLs  []string        // GoAway
+	Retry uint32          // GoAway: milliseconds to wait before reconnecting
+	Key   [PubKeyLen]byte // Hello
+	Sig   [SigLen]byte    // Hello
+}
+
+// Errors returned by Decode. They are wrapped with detail; test with errors.Is.
+var (
+	ErrShort       = errors.New("frame truncated")
+	ErrTrailing    = errors.New("trailing bytes after frame")
+	ErrVersion     = errors.New("unsupported frame version")
+	ErrUnknownType = errors.New("unknown frame type")
+	ErrLimit       = errors.New("frame field exceeds limit")
+	ErrInvalid     = errors.New("invalid frame field")
+)
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || len(r.b) < n {
+		r.fail(ErrShort)
+		r.b = nil
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	b := r.take(1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (r *reader) u16() uint16 {
+	b := r.take(2)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint16(b)
+}
+
+func (r *reader) u32() uint32 {
+	b := r.take(4)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+func (r *reader) u64() uint64 {
+	b := r.take(8)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func (r *reader) peer() (id ids.PeerID) {
+	copy(id[:], r.take(ids.PeerIDLen))
+	return id
+}
+
+// text reads a one-byte length and that many bytes (<= MaxText by design).
+func (r *reader) text() string {
+	n := int(r.u8())
+	return string(r.take(n))
+}
+
+// Decode parses one frame. It never panics; every error wraps one of the Err
+// values above.
+func Decode(b []byte) (Frame, error) {
+	var f Frame
+	if len(b) > MaxFrame {
+		return f, fmt.Errorf("%w: %d bytes > %d", ErrLimit, len(b), MaxFrame)
+	}
+	if len(b) < 2 {
+		return f, fmt.Errorf("%w: %d bytes, need a 2-byte header", ErrShort, len(b))
+	}
+	if b[0] != Version {
+		return f, fmt.Errorf("%w: %d (speaks %d)", ErrVersion, b[0], Version)
+	}
+	f.Type = Type(b[1])
+	r := reader{b: b[2:]}
+	switch f.Type {
+	case TChallenge:
+		copy(f.Nonce[:], r.take(NonceLen))
+		f.MaxFrame = r.u32()
+		f.Localities = r.u16()
+	case TWelcome:
+		f.Peer = r.peer()
+		f.PingInterval = r.u16()
+	case TError:
+		f.Code = Code(r.u16())
+		f.Ref = Type(r.u8())
+		f.Peer = r.peer()
+		f.ReqID = r.u32()
+		f.Text = r.text()
+	case TDeliver, TSignal:
+		f.Peer = r.peer()
+		if r.err == nil {
+			if len(r.b) > MaxSignal {
+				return f, fmt.Errorf("%w: signal payload %d bytes > %d", ErrLimit, len(r.b), MaxSignal)
+			}
+			f.Payload = r.b
+			r.b = nil
+		}
+	case TEntries:
+		f.ReqID = r.u32()
+		n := int(r.u8())
+		if n > MaxEntries {
+			return f, fmt.Errorf("%w: %d entries > %d", ErrLimit, n, MaxEntries)
+		}
+		if r.err == nil && len(r.b) >= n*ids.PeerIDLen && n > 0 {
+			f.Peers = make([]ids.PeerID, n)
+			for i := range f.Peers {
+				f.Peers[i] = r.peer()
+			}
+		} else if n > 0 {
+			r.fail(ErrShort)
+		}
+	case TGoAway:
+		f.Retry = r.u32()
+		n := int(r.u8())
+		if n > MaxURLs {
+			return f, fmt.Errorf("%w: %d urls > %d", ErrLimit, n, MaxURLs)
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			f.URLs = append(f.URLs, r.text())
+		}
+		f.Text = r.text()
+	case TPong, TPing:
+		f.ReqID = r.u32()
+	case THello:
+		copy(f.Key[:], r.take(PubKeyLen))
+		copy(f.Sig[:], r.take(SigLen))
+	case TRegister:
+		n := int(r.u8())
+		if n > MaxRegs {
+			return f, fmt.Errorf("%w: %d registrations > %d", ErrLimit, n, MaxRegs)
+		}
+		if r.err == nil && len(r.b) >= n*11 && n > 0 {
+			f.Regs = make([]Reg, n)
+			for i := range f.Regs {
+				f.Regs[i] = Reg{Site: ids.SiteID(r.u64()), Loc: r.u16(), Role: Role(r.u8())}
+				if f.Regs[i].Role < RoleClient || f.Regs[i].Role > RoleDirectory {
+					return f, fmt.Errorf("%w: role %d", ErrInvalid, f.Regs[i].Role)
+				}
+			}
+		} else if n > 0 {
+			r.fail(ErrShort)
+		}
+	case TEntryReq:
+		f.ReqID = r.u32()
+		f.Site = ids.SiteID(r.u64())
+		f.Loc = r.u16()
+		f.N = r.u8()
+	default:
+		return f, fmt.Errorf("%w: %#02x", ErrUnknownType, uint8(f.Type))
+	}
+	if r.err != nil {
+		return f, fmt.Errorf("%s frame: %w", f.Type, r.err)
+	}
+	if len(r.b) != 0 {
+		return f, fmt.Errorf("%s frame: %w (%d)", f.Type, ErrTrailing, len(r.b))
+	}
+	return f, nil
+}
+
+func appendText(b []byte, s string) []byte {
+	if len(s) > MaxText {
+		s = s[:MaxText]
+	}
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+// Append encodes f after dst. Fields beyond a limit are truncated (texts, lists)
+// so that the result always decodes; payloads over MaxSignal are the caller's
+// error and are truncated too.
+func (f *Frame) Append(dst []byte) []byte {
+	b := append(dst, Version, byte(f.Type))
+	switch f.Type {
+	case TChallenge:
+		b = append(b, f.Nonce[:]...)
+		b = binary.BigEndian.AppendUint32(b, f.MaxFrame)
+		b = binary.BigEndian.AppendUint16(b, f.Localities)
+	case TWelcome:
+		b = append(b, f.Peer[:]...)
+		b = binary.BigEndian.AppendUint16(b, f.PingInterval)
+	case TError:
+		b = binary.BigEndian.AppendUint16(b, uint16(f.Code))
+		b = append(b, byte(f.Ref))
+		b = append(b, f.Peer[:]...)
+		b = binary.BigEndian.AppendUint32(b, f.ReqID)
+		b = appendText(b, f.Text)
+	case TDeliver, TSignal:
+		b = append(b, f.Peer[:]...)
+		p := f.Payload
+		if len(p) > MaxSignal {
+			p = p[:MaxSignal]
+		}
+		b = append(b, p...)
+	case TEntries:
+		b = binary.BigEndian.AppendUint32(b, f.ReqID)
+		ps := f.Peers
+		if len(ps) > MaxEntries {
+			ps = ps[:MaxEntries]
+		}
+		b = append(b, byte(len(ps)))
+		for _, p := range ps {
+			b = append(b, p[:]...)
+		}
+	case TGoAway:
+		b = binary.BigEndian.AppendUint32(b, f.Retry)
+		us := f.URLs
+		if len(us) > MaxURLs {
+			us = us[:MaxURLs]
+		}
+		b = append(b, byte(len(us)))
+		for _, u := range us {
+			b = appendText(b, u)
+		}
+		b = appendText(b, f.Text)
+	case TPong, TPing:
+		b = binary.BigEndian.AppendUint32(b, f.ReqID)
+	case THello:
+		b = append(b, f.Key[:]...)
+		b = append(b, f.Sig[:]...)
+	case TRegister:
+		rs := f.Regs
+		if len(rs) > MaxRegs {
+			rs = rs[:MaxRegs]
+		}
+		b = append(b, byte(len(rs)))
+		for _, r := range rs {
+			b = binary.BigEndian.AppendUint64(b, uint64(r.Site))
+			b = binary.BigEndian.AppendUint16(b, r.Loc)
+			b = append(b, byte(r.Role))
+		}
+	case TEntryReq:
+		b = binary.BigEndian.AppendUint32(b, f.ReqID)
+		b = binary.BigEndian.AppendUint64(b, uint64(f.Site))
+		b = binary.BigEndian.AppendUint16(b, f.Loc)
+		b = append(b, f.N)
+	}
+	return b
+}
+
+// AppendDeliver encodes a Deliver frame without building a Frame; the server's
+// hot path.
+func AppendDeliver(dst []byte, from ids.PeerID, payload []byte) []byte {
+	b := append(dst, Version, byte(TDeliver))
+	b = append(b, from[:]...)
+	return append(b, payload...)
+}
+
+// AppendSignal encodes a Signal frame; the peer's hot path.
+func AppendSignal(dst []byte, to ids.PeerID, payload []byte) []byte {
+	b := append(dst, Version, byte(TSignal))
+	b = append(b, to[:]...)
+	return append(b, payload...)
+}
+
+// AuthContext is the domain separation prefix of the Hello signature.
+const AuthContext = "flower-cdn bootstrap auth v1"
+
+// AuthMessage is what a peer signs to answer a challenge: the domain prefix,
+// the host it dialled (as sent in its HTTP Host header, so that a signature
+// made for one service cannot be relayed to another) and the server nonce.
+func AuthMessage(host string, nonce [NonceLen]byte) []byte {
+	b := make([]byte, 0, len(AuthContext)+1+len(host)+1+NonceLen)
+	b = append(b, AuthContext...)
+	b = append(b, 0)
+	b = append(b, host...)
+	b = append(b, 0)
+	return append(b, nonce[:]...)
+}

@@ -1,0 +1,165 @@
+// Command flower-bootstrap runs the Flower-CDN bootstrap service: entry
+// points, landmarks and WebRTC signalling over WebSocket.
+//
+// Every flag can also be set by an environment variable FLOWER_<NAME>, the
+// flag name upper-cased with dashes as underscores (--max-peers:
+// FLOWER_MAX_PEERS). A flag on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/flowercdn/flower/bootstrap"
+)
+
+func main() {
+	// The signal handler stays installed until exit: a second SIGTERM during
+	// shutdown must not kill the process half-way.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "flower-bootstrap:", err)
+		}
+		stop()
+		os.Exit(2)
+
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	d := bootstrap.DefaultConfig()
+	fs := flag.NewFlagSet("flower-bootstrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:7700", "comma-separated `addresses` to listen on (host:port; port 0 picks one)")
+	origins := fs.String("allow-origins", "*", "comma-separated website `origins` allowed to use this bootstrap (\"*\": any)")
+	landmarks := fs.String("landmarks", "", "comma-separated landmark `URLs` for locality detection")
+	alternates := fs.String("alternates", "", "comma-separated WebSocket `URLs` of other instances, sent to peers at shutdown")
+	cfg := bootstrap.Config{}
+	fs.IntVar(&cfg.Localities, "localities", d.Localities, "number of localities k")
+	fs.IntVar(&cfg.MaxPeers, "max-peers", d.MaxPeers, "maximum connected peers")
+	fs.IntVar(&cfg.MaxFrame, "max-frame", d.MaxFrame, "maximum frame size in bytes")
+	fs.Float64Var(&cfg.PeerRate, "peer-rate", d.PeerRate, "frames per second one peer may send")
+	fs.IntVar(&cfg.PeerBurst, "peer-burst", d.PeerBurst, "burst of frames one peer may send")
+	fs.Float64Var(&cfg.IPConnRate, "ip-rate", d.IPConnRate, "new connections and API requests per second per client IP (0: off)")
+	fs.IntVar(&cfg.IPConnBurst, "ip-burst", d.IPConnBurst, "burst of new connections and API requests per client IP")
+	fs.IntVar(&cfg.MaxPeersPerIP, "max-peers-per-ip", d.MaxPeersPerIP, "maximum connected peers per client IP (0: off)")
+	fs.IntVar(&cfg.SendQueue, "send-queue", d.SendQueue, "frames queued for one peer before it is dropped as a slow reader")
+	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", d.SendQueueBytes, "bytes queued for one peer before it is dropped as a slow reader")
+	fs.IntVar(&cfg.EntryMax, "entry-max", d.EntryMax, "maximum n of an entry-point request")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", d.PingInterval, "keepalive interval told to peers (they send a ping frame when otherwise quiet)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", d.IdleTimeout, "disconnect a peer silent for this long")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", d.WriteTimeout, "timeout of one write to a peer")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "timeout of the challenge/hello exchange")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "graceful shutdown timeout")
+	fs.IntVar(&cfg.ReadBuffer, "read-buffer", d.ReadBuffer, "per-connection read buffer in bytes")
+	fs.IntVar(&cfg.WriteBuffer, "write-buffer", d.WriteBuffer, "per-connection write buffer in bytes")
+	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS `URL` joining several instances into one service (empty: standalone)")
+	fs.StringVar(&cfg.Subject, "nats-subject", d.Subject, "prefix of every NATS subject")
+	fs.DurationVar(&cfg.DirSnapshot, "dir-snapshot", d.DirSnapshot, "how often directory registrations are republished over NATS")
+	fs.BoolVar(&cfg.Poller, "poller", d.Poller, "wait for idle peers with epoll instead of a goroutine per peer (Linux)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ (profiling; not for public listeners)")
+	gogc := fs.Int("gogc", 0, "Go GC target percentage (0: keep GOGC or the default 100); lower trades CPU for RSS")
+	memLimit := fs.Int64("memory-limit", 0, "soft memory limit in bytes for the Go runtime (0: keep GOMEMLIMIT)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	cfg.Logger = log
+	cfg.AllowedOrigins = splitList(*origins)
+	cfg.Landmarks = splitList(*landmarks)
+	cfg.Alternates = splitList(*alternates)
+	if *gogc != 0 {
+		debug.SetGCPercent(*gogc)
+	}
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(*memLimit)
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		if rl.Cur < rl.Max {
+			rl.Cur = rl.Max
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+			_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+		}
+		if rl.Cur < uint64(cfg.MaxPeers)+256 {
+			log.Warn("open-file limit below max peers: raise ulimit -n or lower --max-peers", "nofile", rl.Cur, "max_peers", cfg.MaxPeers)
+		}
+	}
+	srv, err := bootstrap.New(cfg)
+	if err != nil {
+		return err
+	}
+	addrs := splitList(*listen)
+	if len(addrs) == 0 {
+		return errors.New("--listen: no address")
+	}
+	var lns []net.Listener
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", a, err)
+		}
+		lns = append(lns, ln)
+		log.Info("listening", "addr", ln.Addr().String(), "instance", srv.Instance())
+	}
+	return srv.Run(ctx, lns)
+}
+
+// applyEnv sets every flag not given on the command line from FLOWER_<NAME>.
+func applyEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := "FLOWER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
