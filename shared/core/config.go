@@ -99,7 +99,7 @@ func DefaultConfig() Config {
 		FixFingersPeriod:   5 * time.Second,
 		RingCheckPeriod:    60 * time.Second,
 		SummaryPeriod:      60 * time.Second,
-		SummaryMinInterval: 2 * time.Second,
+		SummaryMinInterval: 500 * time.Millisecond,
 		SummaryChanges:     1,
 		QueryTries:         2,
 		RequestTimeout:     time.Second,

@@ -24,19 +24,21 @@ var stageNames = [...]string{stageAsk: "ask", stageDir: "dir", stageLookup: "loo
 
 // query is a user query in progress at its originator.
 type query struct {
-	qid      uint64
-	site     ids.SiteID
-	obj      ids.ObjectID
-	stage    stage
-	stageSeq uint32
-	asked    []ids.PeerID
-	target   ids.PeerID // the peer asked in the current stage
-	sentAt   time.Duration
-	tries    int
-	probed   bool // stageDir: the directory was pinged after a first timeout
-	lookups  int
-	hops     int
-	start    time.Duration
+	qid       uint64
+	site      ids.SiteID
+	obj       ids.ObjectID
+	stage     stage
+	stageSeq  uint32
+	asked     []ids.PeerID
+	target    ids.PeerID // the peer asked in the current stage
+	sentAt    time.Duration
+	tries     int
+	probed    bool // stageDir: the directory was pinged after a first timeout
+	redirects int  // stageDir: times a former directory named the current one
+	dirAsked  ids.Member
+	lookups   int
+	hops      int
+	start     time.Duration
 }
 
 // Query is submitQuery(q) for object obj of website site. The result is
@@ -95,10 +97,11 @@ func (n *Node) advance(q *query) {
 			return
 		}
 	}
-	if q.stage <= stageDir && sp.dir.Member.ID != (ids.PeerID{}) && !slices.Contains(q.asked, sp.dir.Member.ID) &&
+	if q.stage <= stageDir && sp.dir.Member.ID != (ids.PeerID{}) && q.dirAsked != sp.dir.Member &&
 		(role == RoleContent || role == RoleDirectory) {
 		d := sp.dir.Member
 		q.asked = append(q.asked, d.ID)
+		q.dirAsked = d
 		q.target = d.ID
 		q.hops++
 		q.probed = false
@@ -237,10 +240,16 @@ func (n *Node) onNotFound(from ids.PeerID, m *wire.NotFound) {
 	}
 	q := n.queries[m.QID]
 	switch {
-	case !m.Vacant && !m.Dir.Member.IsZero() && m.Dir.Member.Key == m.Key && m.Dir.Member.Key == sp.dir.Member.Key &&
-		n.Role(m.Site) == RoleContent && m.Dir.Member != sp.dir.Member:
-		// Our directory gave its position up and names the holder.
+	case !m.Vacant && !m.Dir.Member.IsZero() && m.Dir.Member.ID != from && m.Dir.Member.Key == m.Key &&
+		m.Dir.Member.Key == sp.dir.Member.Key && n.Role(m.Site) == RoleContent:
+		// Our directory gave its position up and names the holder: ask
+		// that one instead.
 		n.updateDirInfo(sp, m.Dir)
+		if q != nil && q.stage == stageDir && q.target == from && q.redirects < 2 {
+			q.redirects++
+			n.advance(q)
+			return
+		}
 	case !m.Dir.Member.IsZero():
 		n.learnDir(sp, m.Dir, m.View)
 	}
