@@ -13,10 +13,14 @@ build:
 	$(GO) build -o $(BIN)/flower-bootstrap ./cmd/flower-bootstrap
 
 # The main job. Until the browser peer lands, `make run` runs the simulator
-# demo (Flower-CDN against Squirrel and origin-only) and writes an SVG plot.
+# demo (Flower-CDN against Squirrel and origin-only, writing sim.svg), then
+# serves the bootstrap service on 127.0.0.1:7700 until interrupted.
+RUNFLAGS ?= --peers 2000 --sites 20 --queries 200000 --seed 7 --warmup 20000
 run: build
-	./$(BIN)/flower sim --peers 2000 --sites 20 --queries 200000 --seed 7 --plot sim.svg
+	./$(BIN)/flower sim $(RUNFLAGS) --plot sim.svg
 	@echo "plot written to $(CURDIR)/sim.svg"
+	@echo "bootstrap service on http://127.0.0.1:7700 (Ctrl-C stops it)"
+	./$(BIN)/flower-bootstrap --listen 127.0.0.1:7700
 
 sim: build
 	./$(BIN)/flower sim $(SIMFLAGS)

@@ -85,7 +85,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AllowedOrigins:   nil,
-		Localities:       16,
+		Localities:       6, // PROTOCOL.md: k = 6
 		MaxPeers:         100_000,
 		MaxFrame:         frame.MaxFrame,
 		PeerRate:         50,

@@ -611,7 +611,8 @@ func (n *Node) GoOffline(now time.Duration) {
 	n.waitQueries, n.waitJoins = nil, nil
 	n.entries, n.entriesKnown, n.entriesAsked = nil, false, false
 	n.ghosts = nil
-	for _, sp := range n.sites {
+	for _, site := range n.interest.Sites() {
+		sp := n.sites[site]
 		sp.armed, sp.joining, sp.pushReq, sp.joinAt = false, false, 0, 0
 		sp.reconnecting, sp.reconnected = 0, false
 		sp.epoch = n.newID()

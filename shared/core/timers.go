@@ -98,7 +98,7 @@ func (n *Node) Tick(now time.Duration) {
 	if !n.online {
 		return
 	}
-	for len(n.timers) > 0 && n.timers[0].at <= now {
+	for len(n.timers) > 0 && n.timers[0].at <= n.now {
 		t := heap.Pop(&n.timers).(timer)
 		if n.stale(&t) {
 			continue

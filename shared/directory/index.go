@@ -103,6 +103,7 @@ func (x *Index) Apply(id ids.PeerID, now time.Duration, full bool, added, remove
 				gone = append(gone, obj)
 			}
 		}
+		slices.Sort(gone) // drop order shapes the summary: keep it deterministic
 		for _, obj := range gone {
 			x.drop(id, p, obj)
 		}
@@ -160,6 +161,7 @@ func (x *Index) RemovePeer(id ids.PeerID) {
 	for obj := range p.Objs {
 		objs = append(objs, obj)
 	}
+	slices.Sort(objs) // drop order shapes the summary: keep it deterministic
 	for _, obj := range objs {
 		x.drop(id, p, obj)
 	}

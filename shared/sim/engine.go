@@ -41,7 +41,7 @@ func newBase(w *World, names []string) base {
 		epoch:  make([]uint32, len(w.PeerIDs)),
 		pendN:  make([]int32, len(w.PeerIDs)),
 		res:    newResults(len(w.QueryPos)),
-		tr:     newTraffic(names),
+		tr:     traffic{names: names, end: w.End, bytes: make([]int64, len(names))},
 		anom:   map[string]int64{},
 	}
 }
@@ -129,7 +129,7 @@ func (b *base) issueTime(qi int32) time.Duration { return b.w.Trace[b.w.QueryPos
 // send accounts one background message of type t and size bytes.
 func (b *base) send(t int, size int) {
 	b.tr.msgs++
-	if b.now <= b.w.End {
+	if b.now <= b.tr.end {
 		b.tr.bytes[t] += int64(size)
 	}
 }

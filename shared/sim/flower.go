@@ -1,9 +1,13 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -25,25 +29,21 @@ func CoreNode(cfg core.Config, id ids.PeerID, loc int, rnd *rand.Rand) (Node, er
 // service hands out per request.
 const maxEntries = 4
 
+// lookahead is the length of one synchronisation window of the parallel
+// Flower-CDN host. Each locality is one partition; anything that crosses
+// partitions (a message or an object to a peer of another locality) takes at
+// least the minimum inter-locality latency, so partitions can run one window
+// in parallel without seeing each other's events.
+const lookahead = interMinUS * time.Microsecond
+
 // noTick marks a node with no tick event pending.
 const noTick = time.Duration(-1)
 
 // flowerTraffic names the traffic types of Flower-CDN: wire message types.
 var flowerTraffic = func() []string {
 	names := make([]string, 256)
-	for t, n := range map[wire.Type]string{
-		wire.TQuery: "query", wire.TMiss: "miss", wire.TNotFound: "not_found", wire.TInitView: "init_view",
-		wire.TShuffle: "shuffle", wire.TPush: "push", wire.TPushAck: "push_ack", wire.TDirSummary: "dir_summary",
-		wire.TFindSucc: "find_succ", wire.TFoundSucc: "found_succ", wire.TGetPred: "get_pred",
-		wire.TPredReply: "pred_reply", wire.TJoin: "join", wire.TJoinReply: "join_reply", wire.TNotify: "notify",
-		wire.TPing: "ping", wire.TPong: "pong", wire.TPromote: "promote",
-	} {
-		names[t] = n
-	}
-	for i, n := range names {
-		if n == "" {
-			names[i] = fmt.Sprintf("type_%d", i)
-		}
+	for i := range names {
+		names[i] = wire.Type(i).String()
 	}
 	return names
 }()
@@ -65,40 +65,86 @@ type liveMember struct {
 	key  ids.Key
 }
 
-// flower hosts one core node per peer.
-type flower struct {
-	base
-	layout  keymgr.Layout
-	nodes   []Node
-	started []bool
+// roleOp is a change of the simulated bootstrap service's member list,
+// recorded by a partition and applied at the end of the window.
+type roleOp struct {
+	at      time.Duration
+	node    int32
+	site    uint16
+	key     ids.Key
+	add     bool
+	failure bool // remove: the holder went offline
+}
 
-	// Messages in flight, by slot, so that events stay small values.
+// cross is an event for another partition, with its message if any.
+type cross struct {
+	ev  event
+	msg wire.Msg
+}
+
+// part is one partition of the Flower-CDN host: the peers of one locality,
+// with their own event queue, clock and counters.
+type part struct {
+	id      int
+	q       queue
+	now     time.Duration
+	tr      traffic
+	anom    map[string]int64
+	events  int64
+	pending int     // pending queries of online requesters
+	trace   []int32 // this partition's trace entries (indices in World.Trace)
+	cursor  int
+	rng     *rand.Rand // entry-point sampling
+
+	// Messages in flight to this partition's nodes, by slot, so that
+	// events stay small values.
 	msgs     []wire.Msg
 	freeMsgs []int32
+	pendQ    map[qkey]int32 // (requester, QID) -> query number, while pending
 
+	out   [][]cross // events for other partitions, by destination
+	ops   []roleOp
+	perm  []int32       // scratch for entry sampling
+	until time.Duration // end of the current window (exclusive)
+}
+
+// flower hosts one core node per peer.
+type flower struct {
+	w      *World
+	layout keymgr.Layout
+	nodes  []Node
+	parts  []*part
+	res    results
+
+	// Per node; written only by the node's partition.
+	started []bool
+	online  []bool
+	epoch   []uint32 // session number: grows when the peer goes offline
+	pendN   []int32  // pending queries of the current session
 	tickAt  []time.Duration
 	tickVer []uint32
+	pos     [][]dirPos
 
-	pendQ     map[qkey]int32 // (requester, QID) -> query number, while pending
-	lookupSet []bool         // the query reached its server / origin request issued
-	serveFrom []int32        // the node whose Serve ended the lookup, -1: origin fetch
+	// Per query; written only by the requester's partition.
+	serveFrom []int32 // the node of the latest object delivery for the query, -1: none
+	serveUS   []int32 // when that node served it, microseconds after the query was issued
+	fetchUS   []int32 // when the requester asked the origin, microseconds after issue, -1: none
 
-	// Directory tracking (the simulated bootstrap service's member list).
-	pos        [][]dirPos
+	// The bootstrap service's view of D-ring and the directory figures:
+	// changed only between windows, by applying the partitions' roleOps.
 	live       []liveMember
 	liveIdx    map[liveMember]int32
 	holders    map[ids.Key]int32
 	vacant     map[ids.Key]time.Duration
 	repairs    []float64
 	failures   int64
-	petalLive  []int32 // sites*k
+	petalLive  []int32 // distinct live keys per (site, locality)
 	petalSplit []bool
 	maxInst    int32 // most distinct live positions (instances) of one petal at once
 	conflicts  int64 // a position got a second concurrent holder
 	maxHolders int32
 	dirChanges int64
-	rng        *rand.Rand
-	entryPerm  []int32
+	opsBuf     []roleOp
 }
 
 func newFlower(w *World, cfg Config) (*flower, error) {
@@ -112,25 +158,43 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 	if mk == nil {
 		mk = CoreNode
 	}
-	P := len(w.PeerIDs)
+	P, Q, k := len(w.PeerIDs), len(w.QueryPos), cfg.Localities
 	f := &flower{
-		base:      newBase(w, flowerTraffic),
+		w:         w,
 		layout:    layout,
 		nodes:     make([]Node, P),
+		res:       newResults(Q),
 		started:   make([]bool, P),
+		online:    make([]bool, P),
+		epoch:     make([]uint32, P),
+		pendN:     make([]int32, P),
 		tickAt:    make([]time.Duration, P),
 		tickVer:   make([]uint32, P),
-		pendQ:     map[qkey]int32{},
-		lookupSet: make([]bool, len(w.QueryPos)),
-		serveFrom: make([]int32, len(w.QueryPos)),
 		pos:       make([][]dirPos, P),
+		serveFrom: make([]int32, Q),
+		serveUS:   make([]int32, Q),
+		fetchUS:   make([]int32, Q),
 		liveIdx:   map[liveMember]int32{},
 		holders:   map[ids.Key]int32{},
 		vacant:    map[ids.Key]time.Duration{},
-		petalLive: make([]int32, cfg.Sites*cfg.Localities),
-		rng:       rand.New(rand.NewPCG(cfg.Seed, streamFlower)),
+		petalLive: make([]int32, cfg.Sites*k),
 	}
 	f.petalSplit = make([]bool, len(f.petalLive))
+	for i := 0; i < k; i++ {
+		f.parts = append(f.parts, &part{
+			id:    i,
+			tr:    newTraffic(flowerTraffic),
+			anom:  map[string]int64{},
+			rng:   rand.New(rand.NewPCG(cfg.Seed, streamFlower+uint64(i))),
+			pendQ: map[qkey]int32{},
+			out:   make([][]cross, k),
+		})
+		f.parts[i].tr.end = w.End
+	}
+	for i, te := range w.Trace {
+		pt := f.parts[w.Loc[te.Peer]]
+		pt.trace = append(pt.trace, int32(i))
+	}
 	for i := range f.nodes {
 		n, err := mk(cc, w.PeerIDs[i], int(w.Loc[i]), rand.New(rand.NewPCG(cfg.Seed, streamNode+uint64(i))))
 		if err != nil {
@@ -142,59 +206,235 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 	return f, nil
 }
 
-func (f *flower) up(p int32) {
+func (f *flower) partOf(p int32) *part { return f.parts[f.w.Loc[p]] }
+
+// run drives the partitions window by window: each window runs every
+// partition up to the same simulated time, in parallel, then exchanges the
+// events that cross partitions and applies the member-list changes, in an
+// order that does not depend on the number of threads.
+func (f *flower) run(ctx context.Context) error {
+	w := f.w
+	for i, on := range w.InitOnline {
+		if on {
+			pt := f.partOf(int32(i))
+			f.online[i] = true
+			f.up(pt, int32(i))
+		}
+	}
+	for _, pt := range f.parts {
+		if len(pt.trace) > 0 {
+			pt.q.push(event{at: w.Trace[pt.trace[0]].At, kind: evTrace})
+		}
+	}
+	f.barrier()
+
+	workers := min(runtime.GOMAXPROCS(0), len(f.parts))
+	var wg sync.WaitGroup
+	var work chan *part
+	if workers > 1 {
+		work = make(chan *part, len(f.parts))
+		defer close(work)
+		for i := 0; i < workers; i++ {
+			go func() {
+				for pt := range work {
+					f.advance(pt)
+					wg.Done()
+				}
+			}()
+		}
+	}
+	deadline := w.End + w.cfg.Drain
+	for windows := 0; ; windows++ {
+		if windows&0x3ff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		done, pending := true, 0
+		start := time.Duration(-1)
+		for _, pt := range f.parts {
+			done = done && pt.cursor == len(pt.trace)
+			pending += pt.pending
+			if pt.q.len() > 0 && (start < 0 || pt.q.top().at < start) {
+				start = pt.q.top().at
+			}
+		}
+		if (done && pending == 0) || start < 0 || start > deadline {
+			break
+		}
+		end := min(start+lookahead, deadline+1)
+		for _, pt := range f.parts {
+			if pt.q.len() == 0 || pt.q.top().at >= end {
+				continue
+			}
+			pt.until = end
+			if workers > 1 {
+				wg.Add(1)
+				work <- pt
+			} else {
+				f.advance(pt)
+			}
+		}
+		wg.Wait()
+		f.barrier()
+	}
+	return nil
+}
+
+// advance runs partition pt's events up to the end of the current window.
+func (f *flower) advance(pt *part) {
+	w := f.w
+	for pt.q.len() > 0 && pt.q.top().at < pt.until {
+		ev := pt.q.pop()
+		pt.now = ev.at
+		pt.events++
+		if ev.kind != evTrace {
+			f.handle(pt, &ev)
+			continue
+		}
+		ti := pt.trace[ev.qid]
+		te := &w.Trace[ti]
+		pt.cursor = int(ev.qid) + 1
+		if pt.cursor < len(pt.trace) {
+			pt.q.push(event{at: w.Trace[pt.trace[pt.cursor]].At, kind: evTrace, qid: uint64(pt.cursor)})
+		}
+		p := te.Peer
+		switch te.Obj {
+		case traceDown:
+			f.online[p] = false
+			f.epoch[p]++
+			pt.pending -= int(f.pendN[p])
+			f.pendN[p] = 0
+			f.down(pt, p)
+		case traceUp:
+			f.online[p] = true
+			f.up(pt, p)
+		default:
+			qi := w.QueryOf[ti]
+			f.res.epoch[qi] = f.epoch[p]
+			f.pendN[p]++
+			pt.pending++
+			f.query(pt, qi, p, te.Obj)
+		}
+	}
+}
+
+// barrier delivers the events that crossed partitions during the window and
+// applies the member-list changes in (time, partition) order.
+func (f *flower) barrier() {
+	for _, dst := range f.parts {
+		for _, src := range f.parts {
+			box := src.out[dst.id]
+			for i := range box {
+				c := &box[i]
+				if c.msg != nil {
+					c.ev.qid = uint64(dst.slot(c.msg))
+					c.msg = nil
+				}
+				dst.q.push(c.ev)
+			}
+			src.out[dst.id] = box[:0]
+		}
+	}
+	ops := f.opsBuf[:0]
+	for _, pt := range f.parts {
+		ops = append(ops, pt.ops...)
+		pt.ops = pt.ops[:0]
+	}
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].at < ops[j].at })
+	for i := range ops {
+		f.apply(&ops[i])
+	}
+	f.opsBuf = ops
+}
+
+// slot stores m for delivery to one of pt's nodes.
+func (pt *part) slot(m wire.Msg) int32 {
+	if k := len(pt.freeMsgs); k > 0 {
+		s := pt.freeMsgs[k-1]
+		pt.freeMsgs = pt.freeMsgs[:k-1]
+		pt.msgs[s] = m
+		return s
+	}
+	pt.msgs = append(pt.msgs, m)
+	return int32(len(pt.msgs) - 1)
+}
+
+// schedule queues ev for node ev.node, in pt or, through the window's
+// outbox, in the node's own partition.
+func (f *flower) schedule(pt *part, ev event, m wire.Msg) {
+	dst := int(f.w.Loc[ev.node])
+	if dst == pt.id {
+		if m != nil {
+			ev.qid = uint64(pt.slot(m))
+		}
+		pt.q.push(ev)
+		return
+	}
+	if ev.at < pt.until {
+		panic(fmt.Sprintf("sim: event for partition %d at %v inside the window ending %v", dst, ev.at, pt.until))
+	}
+	pt.out[dst] = append(pt.out[dst], cross{ev: ev, msg: m})
+}
+
+func (f *flower) up(pt *part, p int32) {
 	n := f.nodes[p]
 	if !f.started[p] {
 		f.started[p] = true
 		for _, s := range f.w.Interests(p) {
-			n.AddInterest(f.now, f.w.SiteIDs[s])
+			n.AddInterest(pt.now, f.w.SiteIDs[s])
 		}
 	} else {
 		for i := range f.pos[p] {
-			f.makeLive(p, &f.pos[p][i])
+			f.makeLive(pt, p, &f.pos[p][i])
 		}
-		n.Reconnect(f.now)
+		n.Reconnect(pt.now)
 	}
-	f.drain(p)
+	f.drain(pt, p, pt.now)
 }
 
-func (f *flower) down(p int32) {
+func (f *flower) down(pt *part, p int32) {
 	for i := range f.pos[p] {
-		f.makeUnlive(p, &f.pos[p][i], true)
+		f.makeUnlive(pt, p, &f.pos[p][i], true)
 	}
-	f.nodes[p].GoOffline(f.now)
-	f.drain(p)
+	f.nodes[p].GoOffline(pt.now)
+	f.drain(pt, p, pt.now)
 }
 
-func (f *flower) query(qi, p, obj int32) {
-	f.serveFrom[qi] = -1
-	qid := f.nodes[p].Query(f.now, f.w.SiteIDs[f.w.SiteOfObj(obj)], f.w.ObjIDs[obj])
-	f.pendQ[qkey{p, qid}] = qi
-	f.drain(p)
+func (f *flower) query(pt *part, qi, p, obj int32) {
+	f.serveFrom[qi], f.fetchUS[qi] = -1, -1
+	qid := f.nodes[p].Query(pt.now, f.w.SiteIDs[f.w.SiteOfObj(obj)], f.w.ObjIDs[obj])
+	pt.pendQ[qkey{p, qid}] = qi
+	f.drain(pt, p, pt.now)
 }
 
-func (f *flower) handle(ev *event) {
+func (f *flower) handle(pt *part, ev *event) {
 	p := ev.node
 	switch ev.kind {
 	case evMsg:
-		m := f.msgs[ev.qid]
-		f.msgs[ev.qid] = nil
-		f.freeMsgs = append(f.freeMsgs, int32(ev.qid))
+		m := pt.msgs[ev.qid]
+		pt.msgs[ev.qid] = nil
+		pt.freeMsgs = append(pt.freeMsgs, int32(ev.qid))
 		if !f.online[p] {
-			f.tr.dropped++
+			pt.tr.dropped++
 			return
 		}
-		f.nodes[p].Receive(f.now, f.w.PeerIDs[ev.from], m)
+		f.nodes[p].Receive(pt.now, f.w.PeerIDs[ev.from], m)
 	case evFetchDone:
 		if !f.online[p] {
 			return
 		}
-		f.nodes[p].FetchDone(f.now, ev.qid, true, int64(f.w.ObjSize[ev.arg]))
+		f.nodes[p].FetchDone(pt.now, ev.qid, true, int64(f.w.ObjSize[ev.arg]))
 	case evDeliver:
 		if !f.online[p] {
 			return
 		}
-		f.nodes[p].Delivered(f.now, ev.qid, f.w.PeerIDs[ev.from], true, int64(f.w.ObjSize[ev.arg]))
+		if qi, ok := pt.pendQ[qkey{p, ev.qid}]; ok {
+			// The holder served the object one transfer ago: the lookup
+			// ended then. The latest delivery wins (an earlier one may have
+			// timed out).
+			f.serveFrom[qi] = ev.from
+			f.serveUS[qi] = int32((pt.now - f.w.Lat(ev.from, p) - f.issueTime(qi)) / time.Microsecond)
+		}
+		f.nodes[p].Delivered(pt.now, ev.qid, f.w.PeerIDs[ev.from], true, int64(f.w.ObjSize[ev.arg]))
 	case evTick:
 		if uint32(ev.qid) != f.tickVer[p] {
 			return // superseded
@@ -203,21 +443,19 @@ func (f *flower) handle(ev *event) {
 		if !f.online[p] {
 			return
 		}
-		f.nodes[p].Tick(f.now)
+		f.nodes[p].Tick(pt.now)
 		// A timer still due after Tick would spin: push it a microsecond on.
-		f.drainFrom(p, f.now+time.Microsecond)
+		f.drain(pt, p, pt.now+time.Microsecond)
 		return
 	}
-	f.drain(p)
+	f.drain(pt, p, pt.now)
 }
 
 // drain consumes node p's Ready batches until it has nothing more to say,
-// then schedules its next tick.
-func (f *flower) drain(p int32) { f.drainFrom(p, f.now) }
-
-// drainFrom is drain with the next tick no earlier than notBefore.
-func (f *flower) drainFrom(p int32, notBefore time.Duration) {
+// then schedules its next tick, no earlier than notBefore.
+func (f *flower) drain(pt *part, p int32, notBefore time.Duration) {
 	n := f.nodes[p]
+	w := f.w
 	for {
 		r := n.Ready()
 		if r.Empty() {
@@ -226,227 +464,228 @@ func (f *flower) drainFrom(p int32, notBefore time.Duration) {
 		on := f.online[p]
 		for i := range r.Msgs {
 			e := &r.Msgs[i]
-			f.send(int(e.Msg.Type()), wire.Size(e.Msg))
-			to, ok := f.w.Peer(e.To)
+			pt.send(int(e.Msg.Type()), wire.Size(e.Msg))
+			to, ok := w.Peer(e.To)
 			if !ok || !on {
-				f.tr.dropped++
+				pt.tr.dropped++
 				if !ok {
-					f.anom["msgs_to_unknown_peer"]++
+					pt.anom["msgs_to_unknown_peer"]++
 				} else {
-					f.anom["msgs_sent_offline"]++
+					pt.anom["msgs_sent_offline"]++
 				}
 				continue
 			}
-			var slot int32
-			if k := len(f.freeMsgs); k > 0 {
-				slot = f.freeMsgs[k-1]
-				f.freeMsgs = f.freeMsgs[:k-1]
-			} else {
-				slot = int32(len(f.msgs))
-				f.msgs = append(f.msgs, nil)
-			}
-			f.msgs[slot] = e.Msg
-			f.q.push(event{at: f.now + f.w.Lat(p, to), kind: evMsg, node: to, from: p, qid: uint64(slot)})
+			f.schedule(pt, event{at: pt.now + w.Lat(p, to), kind: evMsg, node: to, from: p}, e.Msg)
 		}
 		for i := range r.Fetches {
 			fe := &r.Fetches[i]
-			obj, ok := f.w.objIdx[fe.Obj]
+			obj, ok := w.objIdx[fe.Obj]
 			if !ok || !on {
-				f.anom["bad_fetches"]++
+				pt.anom["bad_fetches"]++
 				continue
 			}
-			if qi, ok := f.pendQ[qkey{p, fe.QID}]; ok {
-				f.endLookup(qi, -1) // the latest Serve or Fetch ends the lookup
+			if qi, ok := pt.pendQ[qkey{p, fe.QID}]; ok {
+				f.fetchUS[qi] = int32((pt.now - f.issueTime(qi)) / time.Microsecond)
 			}
-			ol := f.w.OriginLat(f.w.SiteOfObj(obj), f.w.Loc[p])
-			f.q.push(event{at: f.now + 2*ol, kind: evFetchDone, node: p, qid: fe.QID, arg: obj})
+			ol := w.OriginLat(w.SiteOfObj(obj), w.Loc[p])
+			pt.q.push(event{at: pt.now + 2*ol, kind: evFetchDone, node: p, qid: fe.QID, arg: obj})
 		}
 		for i := range r.Serves {
 			s := &r.Serves[i]
-			obj, ok1 := f.w.objIdx[s.Obj]
-			to, ok2 := f.w.Peer(s.To)
+			obj, ok1 := w.objIdx[s.Obj]
+			to, ok2 := w.Peer(s.To)
 			if !ok1 || !ok2 || !on {
-				f.anom["bad_serves"]++
+				pt.anom["bad_serves"]++
 				continue
 			}
-			if qi, ok := f.pendQ[qkey{to, s.QID}]; ok {
-				// The latest Serve wins: an earlier one may have timed out.
-				f.endLookup(qi, p)
-			}
-			f.q.push(event{at: f.now + f.w.Lat(p, to), kind: evDeliver, node: to, from: p, qid: s.QID, arg: obj})
+			f.schedule(pt, event{at: pt.now + w.Lat(p, to), kind: evDeliver, node: to, from: p, qid: s.QID, arg: obj}, nil)
 		}
 		for i := range r.Answers {
-			f.answer(p, &r.Answers[i])
+			f.answer(pt, p, &r.Answers[i])
 		}
 		for i := range r.Roles {
-			f.role(p, &r.Roles[i])
+			f.role(pt, p, &r.Roles[i])
 		}
 		need := r.NeedEntries && on
 		n.Advance()
 		if need {
-			n.SetEntryPoints(f.now, f.entries(p))
+			n.SetEntryPoints(pt.now, f.entries(pt, p))
 		}
 	}
-	f.scheduleTick(p, notBefore)
+	f.scheduleTick(pt, p, notBefore)
 }
 
-func (f *flower) endLookup(qi, server int32) {
-	f.lookupSet[qi] = true
-	f.serveFrom[qi] = server
-	f.res.lookupUS[qi] = int32((f.now - f.issueTime(qi)) / time.Microsecond)
+// send accounts one background message of type t and size bytes.
+func (pt *part) send(t int, size int) {
+	pt.tr.msgs++
+	if pt.now <= pt.tr.end {
+		pt.tr.bytes[t] += int64(size)
+	}
 }
 
-func (f *flower) answer(p int32, a *core.Answer) {
+func (f *flower) issueTime(qi int32) time.Duration { return f.w.Trace[f.w.QueryPos[qi]].At }
+
+func (f *flower) answer(pt *part, p int32, a *core.Answer) {
 	k := qkey{p, a.QID}
-	qi, ok := f.pendQ[k]
+	qi, ok := pt.pendQ[k]
 	if !ok {
 		if !a.Aborted {
-			f.anom["unknown_answers"]++
+			pt.anom["unknown_answers"]++
 		}
 		return
 	}
-	delete(f.pendQ, k)
+	delete(pt.pendQ, k)
 	if a.Aborted {
 		return // the requester went offline: counted as abandoned
 	}
-	if !f.settle(qi, p) {
+	if f.res.epoch[qi] != f.epoch[p] {
+		pt.anom["late_answers"]++
 		return
 	}
-	obj := f.w.Trace[f.w.QueryPos[qi]].Obj
+	f.pendN[p]--
+	pt.pending--
+	w := f.w
+	obj := w.Trace[w.QueryPos[qi]].Obj
+	hops := min(max(a.Hops, 0), 255)
 	switch {
 	case a.Failed:
 		f.res.out[qi] = outFailed
-		f.anom["failed_answers"]++
+		pt.anom["failed_answers"]++
 	case a.Source == core.SourceLocal:
 		f.res.set(qi, outLocal, 0, 0, 0)
 	case a.Source == core.SourcePeer:
-		prov, ok := f.w.Peer(a.Provider)
+		prov, ok := w.Peer(a.Provider)
 		if !ok || prov == p {
-			f.anom["bad_provider"]++
+			pt.anom["bad_provider"]++
 			prov = p
 		}
-		if !f.lookupSet[qi] || f.serveFrom[qi] != prov {
-			// No Serve from the provider was seen: count the lookup up to
-			// the answer minus the transfer.
-			f.anom["lookup_without_serve"]++
-			f.res.lookupUS[qi] = int32((f.now - f.w.Lat(prov, p) - f.issueTime(qi)) / time.Microsecond)
+		lookup := f.serveUS[qi]
+		if f.serveFrom[qi] != prov {
+			// No delivery from the provider was seen: count the lookup up
+			// to the answer minus the transfer.
+			pt.anom["lookup_without_serve"]++
+			lookup = int32((pt.now - w.Lat(prov, p) - f.issueTime(qi)) / time.Microsecond)
 		}
-		f.res.out[qi] = outPeer
-		f.res.hops[qi] = uint8(min(max(a.Hops, 0), 255))
-		f.res.transfer[qi] = int32(f.w.Lat(prov, p) / time.Microsecond)
+		f.res.set(qi, outPeer, time.Duration(lookup)*time.Microsecond, hops, w.Lat(prov, p))
 	default:
-		if !f.lookupSet[qi] || f.serveFrom[qi] != -1 {
-			f.anom["origin_without_fetch"]++
+		lookup := f.fetchUS[qi]
+		if lookup < 0 {
+			pt.anom["origin_without_fetch"]++
+			lookup = int32((pt.now - f.issueTime(qi)) / time.Microsecond)
 		}
-		ol := f.w.OriginLat(f.w.SiteOfObj(obj), f.w.Loc[p])
-		f.res.out[qi] = outOrigin
-		f.res.hops[qi] = uint8(min(max(a.Hops, 0), 255))
-		f.res.transfer[qi] = int32(ol / time.Microsecond)
+		f.res.set(qi, outOrigin, time.Duration(lookup)*time.Microsecond, hops, w.OriginLat(w.SiteOfObj(obj), w.Loc[p]))
 	}
 }
 
 // role tracks directory positions from RoleChange events: RoleDirectory with
 // a key adds the position (one per node and website), any other role drops
 // the node's position for that website.
-func (f *flower) role(p int32, rc *core.RoleChange) {
+func (f *flower) role(pt *part, p int32, rc *core.RoleChange) {
 	s, ok := f.w.siteIdx[rc.Site]
 	if !ok {
-		f.anom["role_unknown_site"]++
+		pt.anom["role_unknown_site"]++
 		return
 	}
 	ps := f.pos[p]
 	j := slices.IndexFunc(ps, func(d dirPos) bool { return d.site == s })
 	if j >= 0 && (rc.Role != core.RoleDirectory || ps[j].key != rc.Key) {
-		f.makeUnlive(p, &ps[j], false)
+		f.makeUnlive(pt, p, &ps[j], false)
 		ps = slices.Delete(ps, j, j+1)
 		j = -1
 	}
 	if rc.Role == core.RoleDirectory && j < 0 {
-		f.dirChanges++
 		ps = append(ps, dirPos{site: s, key: rc.Key})
 		if f.online[p] {
-			f.makeLive(p, &ps[len(ps)-1])
+			f.makeLive(pt, p, &ps[len(ps)-1])
 		}
 	}
 	f.pos[p] = ps
 }
 
-func (f *flower) petal(d *dirPos) int {
-	_, loc, _ := f.layout.Split(d.key)
-	return int(d.site)*f.w.k + min(loc, f.w.k-1)
-}
-
-func (f *flower) makeLive(p int32, d *dirPos) {
-	if d.live {
-		return
+func (f *flower) makeLive(pt *part, p int32, d *dirPos) {
+	if !d.live {
+		d.live = true
+		pt.ops = append(pt.ops, roleOp{at: pt.now, node: p, site: d.site, key: d.key, add: true})
 	}
-	d.live = true
-	m := liveMember{p, d.key}
-	f.liveIdx[m] = int32(len(f.live))
-	f.live = append(f.live, m)
-	f.holders[d.key]++
-	if h := f.holders[d.key]; h > 1 {
-		// Two online peers both believe they hold the position (for
-		// example, rings that formed apart and have not merged yet).
-		f.conflicts++
-		f.maxHolders = max(f.maxHolders, h)
-		return
-	}
-	if t, ok := f.vacant[d.key]; ok {
-		f.repairs = append(f.repairs, float64(f.now-t)/float64(time.Millisecond))
-		delete(f.vacant, d.key)
-	}
-	pi := f.petal(d)
-	f.petalLive[pi]++
-	if f.petalLive[pi] > 1 {
-		f.petalSplit[pi] = true
-	}
-	f.maxInst = max(f.maxInst, f.petalLive[pi])
 }
 
 // makeUnlive takes a position out of the live set; failure means its holder
 // went offline, which leaves the position vacant until someone holds it.
-func (f *flower) makeUnlive(p int32, d *dirPos, failure bool) {
-	if !d.live {
+func (f *flower) makeUnlive(pt *part, p int32, d *dirPos, failure bool) {
+	if d.live {
+		d.live = false
+		pt.ops = append(pt.ops, roleOp{at: pt.now, node: p, site: d.site, key: d.key, failure: failure})
+	}
+}
+
+func (f *flower) petal(site uint16, key ids.Key) int {
+	_, loc, _ := f.layout.Split(key)
+	return int(site)*f.w.k + min(loc, f.w.k-1)
+}
+
+// apply changes the member list and the directory figures.
+func (f *flower) apply(op *roleOp) {
+	m := liveMember{op.node, op.key}
+	if op.add {
+		f.dirChanges++
+		f.liveIdx[m] = int32(len(f.live))
+		f.live = append(f.live, m)
+		f.holders[op.key]++
+		if h := f.holders[op.key]; h > 1 {
+			// Two online peers both believe they hold the position (for
+			// example, two joins raced): a conflict, not a new instance.
+			f.conflicts++
+			f.maxHolders = max(f.maxHolders, h)
+			return
+		}
+		if t, ok := f.vacant[op.key]; ok {
+			f.repairs = append(f.repairs, float64(op.at-t)/float64(time.Millisecond))
+			delete(f.vacant, op.key)
+		}
+		pi := f.petal(op.site, op.key)
+		f.petalLive[pi]++
+		if f.petalLive[pi] > 1 {
+			f.petalSplit[pi] = true
+		}
+		f.maxInst = max(f.maxInst, f.petalLive[pi])
 		return
 	}
-	d.live = false
-	m := liveMember{p, d.key}
 	i := f.liveIdx[m]
 	last := f.live[len(f.live)-1]
 	f.live[i] = last
 	f.liveIdx[last] = i
 	f.live = f.live[:len(f.live)-1]
 	delete(f.liveIdx, m)
-	if f.holders[d.key]--; f.holders[d.key] > 0 {
+	if f.holders[op.key]--; f.holders[op.key] > 0 {
 		return
 	}
-	delete(f.holders, d.key)
-	if failure {
+	delete(f.holders, op.key)
+	if op.failure {
 		f.failures++
-		f.vacant[d.key] = f.now
+		f.vacant[op.key] = op.at
 	}
-	f.petalLive[f.petal(d)]--
+	f.petalLive[f.petal(op.site, op.key)]--
 }
 
 // entries are up to maxEntries random live D-ring members other than p
-// itself: the bootstrap service's answer. Empty means the ring is empty.
-func (f *flower) entries(p int32) []ids.Member {
+// itself: the bootstrap service's answer, as of the start of the window.
+// Empty means the ring is empty.
+func (f *flower) entries(pt *part, p int32) []ids.Member {
 	out := make([]ids.Member, 0, maxEntries)
 	n := len(f.live)
 	if n == 0 {
 		return out
 	}
-	// Partial Fisher-Yates over a lazily reset permutation: O(maxEntries).
-	if len(f.entryPerm) < n {
-		f.entryPerm = make([]int32, n+n/2)
+	// Partial Fisher-Yates: the first draws of a random permutation.
+	if cap(pt.perm) < n {
+		pt.perm = make([]int32, n+n/2)
 	}
-	perm := f.entryPerm[:n]
+	perm := pt.perm[:n]
 	for i := range perm {
 		perm[i] = int32(i)
 	}
 	for i := 0; i < n && len(out) < maxEntries; i++ {
-		j := i + f.rng.IntN(n-i)
+		j := i + pt.rng.IntN(n-i)
 		perm[i], perm[j] = perm[j], perm[i]
 		m := f.live[perm[i]]
 		if m.node != p {
@@ -458,7 +697,7 @@ func (f *flower) entries(p int32) []ids.Member {
 
 // scheduleTick keeps at most one useful tick event per node: at its
 // NextTick (not before notBefore), unless one at or before that is pending.
-func (f *flower) scheduleTick(p int32, notBefore time.Duration) {
+func (f *flower) scheduleTick(pt *part, p int32, notBefore time.Duration) {
 	if !f.online[p] {
 		return
 	}
@@ -467,8 +706,8 @@ func (f *flower) scheduleTick(p int32, notBefore time.Duration) {
 		return
 	}
 	if nt < notBefore {
-		if notBefore > f.now {
-			f.anom["tick_not_advanced"]++
+		if notBefore > pt.now {
+			pt.anom["tick_not_advanced"]++
 		}
 		nt = notBefore
 	}
@@ -477,7 +716,38 @@ func (f *flower) scheduleTick(p int32, notBefore time.Duration) {
 	}
 	f.tickVer[p]++
 	f.tickAt[p] = nt
-	f.q.push(event{at: nt, kind: evTick, node: p, qid: uint64(f.tickVer[p])})
+	pt.q.push(event{at: nt, kind: evTick, node: p, qid: uint64(f.tickVer[p])})
+}
+
+// metrics summarises the run: the partitions' counters merged.
+func (f *flower) metrics() *Metrics {
+	tr := newTraffic(flowerTraffic)
+	anom := map[string]int64{}
+	var events int64
+	var now time.Duration
+	for _, pt := range f.parts {
+		for i, b := range pt.tr.bytes {
+			tr.bytes[i] += b
+		}
+		tr.msgs += pt.tr.msgs
+		tr.dropped += pt.tr.dropped
+		for k, v := range pt.anom {
+			anom[k] += v
+		}
+		events += pt.events
+		now = max(now, pt.now)
+	}
+	m := summarize(f.w, &f.res, f.epoch, &tr)
+	m.Events = events
+	m.SimulatedS = round3(now.Seconds())
+	m.Directory = f.dirMetrics()
+	if u := f.untracked(); len(u) > 0 {
+		anom["dir_positions_untracked"] += int64(len(u))
+	}
+	if len(anom) > 0 {
+		m.Anomalies = anom
+	}
+	return m
 }
 
 // dirMetrics summarises the directory figures at the end of the run.
@@ -487,15 +757,16 @@ func (f *flower) dirMetrics() *DirMetrics {
 		Failures:             f.failures,
 		VacantAtEnd:          int64(len(f.vacant)),
 		PositionsEnd:         int64(len(f.holders)),
-		HolderConflicts:      f.conflicts,
-		MaxHoldersPerKey:     int64(max(f.maxHolders, 1)),
 		MaxInstancesPerPetal: int64(f.maxInst),
 		DirectoryRoleChanges: f.dirChanges,
+		HolderConflicts:      f.conflicts,
+		MaxHoldersPerKey:     int64(max(f.maxHolders, 1)),
 		RolesEnd:             map[string]int64{},
 	}
-	slices.Sort(f.repairs)
-	d.RepairMsMean = round3(mean(f.repairs))
-	d.RepairMsP95 = round3(percentile(f.repairs, 0.95))
+	repairs := slices.Clone(f.repairs)
+	slices.Sort(repairs)
+	d.RepairMsMean = round3(mean(repairs))
+	d.RepairMsP95 = round3(percentile(repairs, 0.95))
 	for i, c := range f.petalLive {
 		if c > 0 {
 			d.PetalsWithDir++
@@ -505,21 +776,31 @@ func (f *flower) dirMetrics() *DirMetrics {
 		}
 	}
 	for p, n := range f.nodes {
+		if f.online[p] {
+			for _, s := range f.w.Interests(int32(p)) {
+				d.RolesEnd[n.Role(f.w.SiteIDs[s]).String()]++
+			}
+		}
+	}
+	return d
+}
+
+// untracked lists the online nodes whose D-ring positions, as learnt from
+// their RoleChanges, differ from what the node says it holds (DirKeys).
+func (f *flower) untracked() []int32 {
+	var out []int32
+	for p, n := range f.nodes {
 		if !f.online[p] {
 			continue
 		}
-		for _, s := range f.w.Interests(int32(p)) {
-			d.RolesEnd[n.Role(f.w.SiteIDs[s]).String()]++
-		}
-		// The positions learnt from RoleChanges should be what the node holds.
 		keys := n.DirKeys()
 		same := len(keys) == len(f.pos[p])
 		for _, dp := range f.pos[p] {
 			same = same && slices.Contains(keys, dp.key)
 		}
 		if !same {
-			f.anom["dir_positions_untracked"]++
+			out = append(out, int32(p))
 		}
 	}
-	return d
+	return out
 }

@@ -114,9 +114,10 @@ type Bucket struct {
 // traffic accounts background (non-object) bytes by message type.
 type traffic struct {
 	names   []string
-	bytes   []int64 // sent at or before World.End
-	msgs    int64   // all messages sent
-	dropped int64   // not delivered: destination offline or unknown
+	end     time.Duration // bytes count up to this time (World.End)
+	bytes   []int64       // sent at or before end
+	msgs    int64         // all messages sent
+	dropped int64         // not delivered: destination offline or unknown
 }
 
 func newTraffic(names []string) traffic {

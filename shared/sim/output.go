@@ -25,13 +25,13 @@ func WriteTable(out io.Writer, r *Result) error {
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(label string, f func(m *Metrics) string) {
-		fmt.Fprintf(tw, "%s\t", label)
+		fmt.Fprintf(tw, "%-28s\t", label)
 		for _, n := range names {
 			fmt.Fprintf(tw, "%s\t", f(r.Systems[n]))
 		}
 		fmt.Fprintln(tw)
 	}
-	fmt.Fprintf(tw, "metric\t")
+	fmt.Fprintf(tw, "%-28s\t", "metric")
 	for _, n := range names {
 		fmt.Fprintf(tw, "%s\t", n)
 	}

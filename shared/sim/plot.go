@@ -116,7 +116,7 @@ func legendName(s string) string {
 	case SysSquirrel:
 		return "Squirrel"
 	}
-	return "origin-only"
+	return "origin-only (0: no P2P)"
 }
 
 // niceMax rounds v up to 1, 2 or 5 times a power of ten (at least 1).

@@ -140,12 +140,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		wg.Add(1)
 		go runOne(SysFlower, func() (*Metrics, error) {
-			if err := f.run(ctx, f); err != nil {
+			if err := f.run(ctx); err != nil {
 				return nil, err
 			}
-			m := f.metrics()
-			m.Directory = f.dirMetrics()
-			return m, nil
+			return f.metrics(), nil
 		})
 	}
 	if cfg.Runs(SysSquirrel) {

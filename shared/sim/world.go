@@ -63,6 +63,7 @@ type World struct {
 	// Trace.
 	Trace    []traceEvent
 	QueryPos []int32       // index in Trace of query q
+	QueryOf  []int32       // query number of Trace[i], -1 for a churn event
 	End      time.Duration // issue time of the last query
 	PeerMins float64       // integral of the online peer count over [0, End], in peer-minutes
 	quota    []int64       // per-peer cache quota of the baselines
@@ -300,6 +301,7 @@ func (w *World) makeTrace(rng *rand.Rand) {
 		}
 	}
 	w.Trace = make([]traceEvent, 0, cfg.Queries+cfg.Queries/8)
+	w.QueryOf = make([]int32, 0, cfg.Queries+cfg.Queries/8)
 	w.QueryPos = make([]int32, 0, cfg.Queries)
 	now := time.Duration(0)
 	peerNS := 0.0
@@ -321,9 +323,11 @@ func (w *World) makeTrace(rng *rand.Rand) {
 				del(i)
 				mean = cfg.ChurnOff
 				w.Trace = append(w.Trace, traceEvent{At: now, Peer: i, Obj: traceDown})
+				w.QueryOf = append(w.QueryOf, -1)
 			} else {
 				add(i)
 				w.Trace = append(w.Trace, traceEvent{At: now, Peer: i, Obj: traceUp})
+				w.QueryOf = append(w.QueryOf, -1)
 			}
 			churn.push(event{at: now + expDur(rng, mean), node: i})
 			continue
@@ -335,6 +339,7 @@ func (w *World) makeTrace(rng *rand.Rand) {
 		p := onl[rng.IntN(len(onl))]
 		site := w.pickSite(p, rng)
 		obj := int32(site*cfg.Objects + sampleCDF(w.objCDF, rng.Float64()))
+		w.QueryOf = append(w.QueryOf, int32(len(w.QueryPos)))
 		w.QueryPos = append(w.QueryPos, int32(len(w.Trace)))
 		w.Trace = append(w.Trace, traceEvent{At: now, Peer: p, Obj: obj})
 	}
