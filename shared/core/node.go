@@ -53,6 +53,7 @@ type Node struct {
 	entries      []ids.Member
 	entriesKnown bool // SetEntryPoints answered since entries were last needed
 	entriesAt    time.Duration
+	entrySites   []ids.SiteID // websites whose petal directories were asked for
 	ringCheckDue bool
 	entriesAsked bool
 	waitQueries  []uint64
@@ -96,6 +97,9 @@ type sitePeer struct {
 	// reconnecting counts the stored-view contacts still being tried.
 	reconnecting int
 	reconnected  bool
+	// entriesAt is when the host last answered with this petal's directories.
+	entriesAt time.Duration
+	entriesOK bool
 	// promotedDirs are the petal's directories named by a PetalUp promotion.
 	promotedDirs []ids.Member
 }
@@ -385,6 +389,12 @@ func (n *Node) SetEntryPoints(now time.Duration, entries []ids.Member) {
 	n.entriesKnown = true
 	n.entriesAsked = false
 	n.entriesAt = n.now
+	for _, site := range n.entrySites {
+		if sp := n.sites[site]; sp != nil {
+			sp.entriesAt, sp.entriesOK = n.now, true
+		}
+	}
+	n.entrySites = n.entrySites[:0]
 	if !n.online {
 		return
 	}
@@ -428,7 +438,30 @@ func (n *Node) needEntries() {
 	if !n.entriesAsked {
 		n.entriesAsked = true
 		n.ready.NeedEntries = true
+		n.ready.EntrySites = append(n.ready.EntrySites, n.entrySites...)
 	}
+}
+
+// needSiteEntries asks the host for the directory peers of sp's petal.
+func (n *Node) needSiteEntries(sp *sitePeer) {
+	if !slices.Contains(n.entrySites, sp.site) {
+		n.entrySites = append(n.entrySites, sp.site)
+		if n.entriesAsked {
+			n.ready.NeedEntries = true
+			n.ready.EntrySites = append(n.ready.EntrySites, sp.site)
+		}
+	}
+	n.needEntries()
+}
+
+// petalEntry returns an entry point that is a directory of sp's petal.
+func (n *Node) petalEntry(sp *sitePeer) (ids.Member, bool) {
+	for _, m := range n.entries {
+		if n.samePetal(m.Key, sp.baseKey) {
+			return m, true
+		}
+	}
+	return ids.Member{}, false
 }
 
 // dropEntry forgets an entry point that did not answer.
@@ -610,10 +643,11 @@ func (n *Node) GoOffline(now time.Duration) {
 	n.selfq = n.selfq[:0]
 	n.waitQueries, n.waitJoins = nil, nil
 	n.entries, n.entriesKnown, n.entriesAsked = nil, false, false
+	n.entrySites = nil
 	n.ghosts = nil
 	for _, site := range n.interest.Sites() {
 		sp := n.sites[site]
-		sp.armed, sp.joining, sp.pushReq, sp.joinAt = false, false, 0, 0
+		sp.armed, sp.joining, sp.pushReq, sp.joinAt, sp.entriesOK = false, false, 0, 0, false
 		sp.reconnecting, sp.reconnected = 0, false
 		sp.epoch = n.newID()
 	}

@@ -118,6 +118,23 @@ func (n *Node) advance(q *query) {
 
 // lookup routes q over D-ring toward generateKey(ws, loc).
 func (n *Node) lookup(q *query, sp *sitePeer) {
+	// The bootstrap service lists the petal's directories: ask one of them
+	// directly; D-ring routes the query only when it lists none.
+	if !sp.entriesOK || n.now-sp.entriesAt > n.cfg.RingCheckPeriod {
+		n.needSiteEntries(sp)
+		n.setStage(q, stageWait, 0)
+		n.waitQueries = append(n.waitQueries, q.qid)
+		return
+	}
+	if d, ok := n.petalEntry(sp); ok && q.lookups == 0 {
+		q.lookups++
+		q.target = d.ID
+		q.hops++
+		n.setStage(q, stageLookup, n.cfg.LookupTimeout)
+		n.send(d.ID, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: d.Key, Mode: wire.QDir,
+			Hops: 1, NewClient: sp.dir.Member.IsZero()})
+		return
+	}
 	var via ids.PeerID
 	if len(n.positions) > 0 {
 		via = n.id // this node is on D-ring: route from here

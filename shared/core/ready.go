@@ -96,15 +96,19 @@ type Ready struct {
 	Serves  []Serve
 	Evicts  []Evict
 	Roles   []RoleChange
-	// NeedEntries asks the host for D-ring entry points (SetEntryPoints).
+	// NeedEntries asks the host for D-ring entry points (SetEntryPoints):
+	// random live directory peers, plus, for each website in EntrySites,
+	// the live directory peers of that website in this node's locality
+	// (the bootstrap service's GET /v1/entry?site=&loc=).
 	NeedEntries bool
+	EntrySites  []ids.SiteID
 	// Persist says the state worth persisting changed (see Node.Snapshot).
 	Persist bool
 }
 
 // Empty reports whether the batch holds nothing.
 func (r *Ready) Empty() bool {
-	return len(r.Msgs) == 0 && len(r.Answers) == 0 && len(r.Fetches) == 0 && len(r.Serves) == 0 &&
+	return len(r.EntrySites) == 0 && len(r.Msgs) == 0 && len(r.Answers) == 0 && len(r.Fetches) == 0 && len(r.Serves) == 0 &&
 		len(r.Evicts) == 0 && len(r.Roles) == 0 && !r.NeedEntries && !r.Persist
 }
 
@@ -117,5 +121,6 @@ func (r *Ready) reset() {
 	r.Evicts = r.Evicts[:0]
 	r.Roles = r.Roles[:0]
 	r.NeedEntries = false
+	r.EntrySites = r.EntrySites[:0]
 	r.Persist = false
 }

@@ -135,6 +135,7 @@ type flower struct {
 	live       []liveMember
 	liveIdx    map[liveMember]int32
 	holders    map[ids.Key]int32
+	keyNodes   map[ids.Key][]int32 // live holders of each key (the bootstrap's per-petal list)
 	vacant     map[ids.Key]time.Duration
 	repairs    []float64
 	failures   int64
@@ -176,6 +177,7 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 		fetchUS:   make([]int32, Q),
 		liveIdx:   map[liveMember]int32{},
 		holders:   map[ids.Key]int32{},
+		keyNodes:  map[ids.Key][]int32{},
 		vacant:    map[ids.Key]time.Duration{},
 		petalLive: make([]int32, cfg.Sites*k),
 	}
@@ -507,9 +509,13 @@ func (f *flower) drain(pt *part, p int32, notBefore time.Duration) {
 			f.role(pt, p, &r.Roles[i])
 		}
 		need := r.NeedEntries && on
+		var sites []ids.SiteID
+		if need {
+			sites = append(sites, r.EntrySites...)
+		}
 		n.Advance()
 		if need {
-			n.SetEntryPoints(pt.now, f.entries(pt, p))
+			n.SetEntryPoints(pt.now, f.entries(pt, p, sites))
 		}
 	}
 	f.scheduleTick(pt, p, notBefore)
@@ -630,6 +636,7 @@ func (f *flower) apply(op *roleOp) {
 		f.dirChanges++
 		f.liveIdx[m] = int32(len(f.live))
 		f.live = append(f.live, m)
+		f.keyNodes[op.key] = append(f.keyNodes[op.key], op.node)
 		f.holders[op.key]++
 		if h := f.holders[op.key]; h > 1 {
 			// Two online peers both believe they hold the position (for
@@ -656,6 +663,11 @@ func (f *flower) apply(op *roleOp) {
 	f.liveIdx[last] = i
 	f.live = f.live[:len(f.live)-1]
 	delete(f.liveIdx, m)
+	if kn := slices.DeleteFunc(f.keyNodes[op.key], func(x int32) bool { return x == op.node }); len(kn) > 0 {
+		f.keyNodes[op.key] = kn
+	} else {
+		delete(f.keyNodes, op.key)
+	}
 	if f.holders[op.key]--; f.holders[op.key] > 0 {
 		return
 	}
@@ -667,11 +679,24 @@ func (f *flower) apply(op *roleOp) {
 	f.petalLive[f.petal(op.site, op.key)]--
 }
 
-// entries are up to maxEntries random live D-ring members other than p
+// entries model the bootstrap service (GET /v1/entry): for each website
+// asked for, the live directory peers of that website in p's locality (all
+// PetalUp instances), then up to maxEntries random live D-ring members
+// other than p
 // itself: the bootstrap service's answer, as of the start of the window.
 // Empty means the ring is empty.
-func (f *flower) entries(pt *part, p int32) []ids.Member {
+func (f *flower) entries(pt *part, p int32, sites []ids.SiteID) []ids.Member {
 	out := make([]ids.Member, 0, maxEntries)
+	for _, site := range sites {
+		for inst := 0; inst < f.layout.MaxInstances(); inst++ {
+			k := f.layout.Key(site, int(f.w.Loc[p]), inst)
+			for _, node := range f.keyNodes[k] {
+				if node != p {
+					out = append(out, ids.Member{Key: k, ID: f.w.PeerIDs[node]})
+				}
+			}
+		}
+	}
 	n := len(f.live)
 	if n == 0 {
 		return out
@@ -684,7 +709,7 @@ func (f *flower) entries(pt *part, p int32) []ids.Member {
 	for i := range perm {
 		perm[i] = int32(i)
 	}
-	for i := 0; i < n && len(out) < maxEntries; i++ {
+	for i, base := 0, len(out); i < n && len(out)-base < maxEntries; i++ {
 		j := i + pt.rng.IntN(n-i)
 		perm[i], perm[j] = perm[j], perm[i]
 		m := f.live[perm[i]]

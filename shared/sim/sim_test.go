@@ -574,10 +574,10 @@ func TestHostRepairTracking(t *testing.T) {
 	if len(f.live) != 1 || f.holders[key] != 1 {
 		t.Fatalf("position not live: %v", f.live)
 	}
-	if e := f.entries(pt2, p2); len(e) != 1 || e[0].ID != w.PeerIDs[p1] || e[0].Key != key {
+	if e := f.entries(pt2, p2, nil); len(e) != 1 || e[0].ID != w.PeerIDs[p1] || e[0].Key != key {
 		t.Fatalf("entries = %v", e)
 	}
-	if e := f.entries(pt1, p1); len(e) != 0 {
+	if e := f.entries(pt1, p1, nil); len(e) != 0 {
 		t.Fatalf("a node is offered itself as entry point: %v", e)
 	}
 	// p1 fails at 10 s: the position is vacant until p2 takes it at 13.5 s.
