@@ -205,6 +205,7 @@ func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
 		return
 	}
 	p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+	n.deltaSoon(p)
 	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}
 	// PetalUp-CDN: after a split, a directory hands half of its content
 	// peers, as they push, over to the instances it created.
@@ -267,7 +268,17 @@ func (n *Node) sendSummary(p *position) {
 	n.broadcastSummary(p, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary()})
 }
 
+// deltaSoon sends a summary delta at once when the index changed and the
+// last delta is at least SummaryMinInterval old (the periodic round sends
+// the rest), so other localities learn of an object within a message delay.
+func (n *Node) deltaSoon(p *position) {
+	if p.index.Changes() >= n.cfg.SummaryChanges && n.now-p.lastDelta >= n.cfg.SummaryMinInterval {
+		n.sendSummaryDelta(p)
+	}
+}
+
 func (n *Node) sendSummaryDelta(p *position) {
+	p.lastDelta = n.now
 	added, removed := p.index.TakeChanges()
 	if removed > len(added) || len(added) > wire.MaxIDs {
 		p.lastSum = n.now

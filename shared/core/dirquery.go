@@ -38,10 +38,12 @@ func (n *Node) dirQuery(p *position, m *wire.Query) {
 		}
 		if m.Mode != wire.QForward {
 			p.index.AddHolder(m.Obj, m.Origin, n.now)
+			n.deltaSoon(p)
 		}
 		return
 	}
 	n.resolve(p, m, nil)
+	n.deltaSoon(p)
 }
 
 // resolve answers a query the directory's own cache cannot: a holder from
@@ -106,7 +108,8 @@ func (n *Node) trackForward(p *position, m *wire.Query, holder ids.PeerID, tried
 	id := n.newID()
 	p.forwards[id] = &forward{q: *m, holder: holder, tried: append(tried, holder)}
 	p.fwdBy[k] = id
-	n.after(min(max(2*n.timeoutFor(holder)/3, n.cfg.MinTimeout), n.cfg.ForwardBudget/2), timer{kind: tForward, key: p.key, id: id})
+	// Served comes back after one RTT: allow the usual request timeout.
+	n.after(min(n.timeoutFor(holder), n.cfg.ForwardBudget/2), timer{kind: tForward, key: p.key, id: id})
 }
 
 func (n *Node) untrack(p *position, id uint64) *forward {

@@ -44,6 +44,7 @@ type Node struct {
 	ghosts    []ghost     // routing state of positions given up recently
 
 	queries  map[uint64]*query
+	fetching map[objKey]uint64 // objects being fetched from the origin, by query
 	reqs     map[uint64]*request
 	shuffles map[shuffleKey]uint64 // outstanding shuffle per (site, peer)
 	timers   timerHeap
@@ -117,6 +118,7 @@ type position struct {
 	sums       *directory.Summaries
 	predHeard  time.Duration
 	lastSum    time.Duration
+	lastDelta  time.Duration
 	rr         int       // round-robin cursor over instances
 	children   []ids.Key // PetalUp instances this directory created
 	handover   int       // content peers still to hand over to them
@@ -182,6 +184,7 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 		interest: interest.New(),
 		sites:    make(map[ids.SiteID]*sitePeer),
 		queries:  make(map[uint64]*query),
+		fetching: make(map[objKey]uint64),
 		reqs:     make(map[uint64]*request),
 		shuffles: make(map[shuffleKey]uint64),
 		rtt:      make(map[ids.PeerID]time.Duration),
@@ -631,6 +634,7 @@ func (n *Node) GoOffline(now time.Duration) {
 		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Failed: true, Aborted: true})
 	}
 	clear(n.queries)
+	clear(n.fetching)
 	for _, p := range append([]*position(nil), n.positions...) {
 		sp := n.sites[p.site]
 		sp.wasDir, sp.hadDir = p.key, true

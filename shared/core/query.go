@@ -39,7 +39,19 @@ type query struct {
 	lookups   int
 	hops      int
 	start     time.Duration
+	// waiters are peers' queries for the same object that arrived while
+	// this node was fetching it from the origin: served when it arrives.
+	waiters []wire.Query
 }
+
+// objKey names one object of one website.
+type objKey struct {
+	site ids.SiteID
+	obj  ids.ObjectID
+}
+
+// maxWaiters bounds the queries one origin fetch collects.
+const maxWaiters = 16
 
 // Query is submitQuery(q) for object obj of website site. The result is
 // delivered as an Answer in Ready (at once for a local hit). The node
@@ -162,6 +174,7 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 }
 
 func (n *Node) fetchOrigin(q *query, why string) {
+	n.fetching[objKey{q.site, q.obj}] = q.qid
 	n.stats.Origin[why]++
 	n.stats.note("origin:"+why, n.now-q.start)
 	n.setStage(q, stageOrigin, 0)
@@ -359,9 +372,26 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
 		return
 	}
 	delete(n.queries, qid)
+	if n.fetching[objKey{q.site, q.obj}] == qid {
+		delete(n.fetching, objKey{q.site, q.obj})
+	}
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Hops: q.hops, Failed: !ok})
+	sp := n.sites[q.site]
 	if ok && n.online {
-		n.store(n.sites[q.site], q.obj, size)
+		n.store(sp, q.obj, size)
+	}
+	// Queries that arrived while the object was on its way.
+	for i := range q.waiters {
+		w := &q.waiters[i]
+		switch {
+		case ok && sp.cache.Contains(w.Obj):
+			n.serve(sp, w)
+			if w.NewClient {
+				n.initialGossip(sp, w.Origin)
+			}
+		default:
+			n.send(w.Origin, &wire.Miss{QID: w.QID, Site: w.Site, Obj: w.Obj})
+		}
 	}
 }
 
@@ -391,6 +421,18 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 	case wire.QAsk, wire.QServe:
 		sp := n.sites[m.Site]
 		has := sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp))
+		if !has && sp != nil {
+			// Being fetched from the origin right now (the directory
+			// learnt we would hold it): serve it as soon as it arrives.
+			if qid, ok := n.fetching[objKey{m.Site, m.Obj}]; ok && len(n.queries[qid].waiters) < maxWaiters {
+				q := n.queries[qid]
+				q.waiters = append(q.waiters, *m)
+				if m.Mode == wire.QServe {
+					n.send(from, &wire.Served{QID: m.QID, Origin: m.Origin})
+				}
+				return
+			}
+		}
 		switch {
 		case has && m.Mode == wire.QServe:
 			n.send(from, &wire.Served{QID: m.QID, Origin: m.Origin}) // to the directory

@@ -19,7 +19,8 @@ import (
 type Peer struct {
 	Objs     map[ids.ObjectID]struct{}
 	LastSeen time.Duration
-	Load     int // queries redirected to it
+	Load     int  // queries redirected to it
+	Suspect  bool // a query sent to it went unanswered since it last spoke
 }
 
 // Index is directory-index(ws, loc).
@@ -86,6 +87,7 @@ func (x *Index) Touch(id ids.PeerID, now time.Duration) *Peer {
 		x.peers[id] = p
 	}
 	p.LastSeen = now
+	p.Suspect = false
 	return p
 }
 
@@ -197,7 +199,7 @@ func (x *Index) PickAvoiding(obj ids.ObjectID, avoid []ids.PeerID, staleBefore t
 		}
 		p := x.peers[id]
 		tier := 0
-		if p.LastSeen < staleBefore {
+		if p.Suspect || p.LastSeen < staleBefore {
 			tier = 1
 		}
 		switch {
@@ -224,11 +226,12 @@ func (x *Index) DropObject(id ids.PeerID, obj ids.ObjectID) {
 	}
 }
 
-// Suspect marks a peer as not heard from (a query it was sent went
-// unanswered): Pick avoids it and Expire drops it unless it speaks again.
+// Suspect marks a peer whose answer to a query did not come in time: Pick
+// prefers others until it speaks again (push or keepalive). Its entries
+// stay; only missed keepalives (Expire) remove a peer.
 func (x *Index) Suspect(id ids.PeerID) {
 	if p := x.peers[id]; p != nil {
-		p.LastSeen = -1
+		p.Suspect = true
 	}
 }
 

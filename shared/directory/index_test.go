@@ -566,7 +566,11 @@ func TestPickPrefersFreshHolders(t *testing.T) {
 	if id, _ := x.Pick(7, ids.PeerID{}, 50*time.Second, rnd); id != pid(1) {
 		t.Fatalf("after Suspect(2) chose %v", id)
 	}
-	if gone := x.Expire(0); len(gone) != 1 || gone[0] != pid(2) {
-		t.Fatalf("Expire(0) = %v, want the suspect only", gone)
+	if gone := x.Expire(50 * time.Second); len(gone) != 1 || gone[0] != pid(1) {
+		t.Fatalf("Expire = %v, want the silent peer only (a suspect is kept)", gone)
+	}
+	x.Touch(pid(2), 120*time.Second)
+	if x.Peer(pid(2)).Suspect {
+		t.Fatal("Touch did not clear Suspect")
 	}
 }

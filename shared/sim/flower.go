@@ -772,6 +772,14 @@ func (f *flower) metrics() *Metrics {
 	if len(anom) > 0 {
 		m.Anomalies = anom
 	}
+	m.OriginReasons = map[string]int64{}
+	for _, n := range f.nodes {
+		if cn, ok := n.(interface{ Stats() core.Stats }); ok {
+			for k, v := range cn.Stats().Origin {
+				m.OriginReasons[k] += int64(v)
+			}
+		}
+	}
 	return m
 }
 

@@ -73,6 +73,9 @@ type Metrics struct {
 
 	Directory *DirMetrics      `json:"directory,omitempty"`
 	Anomalies map[string]int64 `json:"anomalies,omitempty"`
+	// OriginReasons counts, over the whole run (warm-up included), why
+	// Flower-CDN queries went to the origin (core.Stats).
+	OriginReasons map[string]int64 `json:"origin_reasons,omitempty"`
 
 	Events     int64    `json:"events"`
 	SimulatedS float64  `json:"simulated_s"`

@@ -76,6 +76,9 @@ func WriteTable(out io.Writer, r *Result) error {
 				d.PositionsEnd, d.PetalsWithDir, d.PetalsSplit, d.MaxInstancesPerPetal, d.HolderConflicts, d.MaxHoldersPerKey)
 			fmt.Fprintf(out, "%s roles of online peers at end: %s\n", n, kvInt(d.RolesEnd))
 		}
+		if len(m.OriginReasons) > 0 {
+			fmt.Fprintf(out, "%s origin fetches by reason (whole run): %s\n", n, kvInt(m.OriginReasons))
+		}
 		if len(m.Anomalies) > 0 {
 			fmt.Fprintf(out, "%s notes: %s\n", n, kvInt(m.Anomalies))
 		}
