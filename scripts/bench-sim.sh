@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/flower}
 [ -x "$BIN" ] || { echo "bench-sim: $BIN missing: run make build first" >&2; exit 1; }
 TIME=/usr/bin/time
-[ -x "$TIME" ] || { echo "bench-sim: $TIME (GNU time) is needed: apt-get install time" >&2; exit 1; }
+if [ ! -x "$TIME" ]; then
+	echo "bench-sim: installing GNU time (Debian package time)" >&2
+	{ apt-get update -qq && apt-get install -y -qq time; } >/dev/null || { echo "bench-sim: could not install GNU time" >&2; exit 1; }
+fi
 mkdir -p bin
 
 run() {

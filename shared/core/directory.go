@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -101,15 +102,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 		p.ring.SetSuccessors(succ, succs)
 	}
 	n.positions = append(n.positions, p)
-	slices.SortFunc(n.positions, func(a, b *position) int {
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(n.positions, func(a, b *position) int { return cmp.Compare(a.key, b.key) })
 	sp.dir = wire.DirInfo{Member: self, Gen: gen}
 	sp.joining = false
 	sp.pushReq = 0

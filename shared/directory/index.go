@@ -5,6 +5,7 @@
 package directory
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -69,15 +70,7 @@ func (x *Index) PeerIDs() []ids.PeerID {
 	return out
 }
 
-func comparePeer(a, b ids.PeerID) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
-}
+func comparePeer(a, b ids.PeerID) int { return bytes.Compare(a[:], b[:]) }
 
 // Touch records that id is alive (processKeepalive).
 func (x *Index) Touch(id ids.PeerID, now time.Duration) *Peer {

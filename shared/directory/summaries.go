@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -78,15 +79,7 @@ func (s *Summaries) Members() []ids.Member {
 	for _, r := range s.byKey {
 		out = append(out, r.Member)
 	}
-	slices.SortFunc(out, func(a, b ids.Member) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ids.Member) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 
