@@ -136,7 +136,7 @@ func (c *Config) fill() error {
 		c.Dialers = 64
 	}
 	if c.Localities <= 0 {
-		c.Localities = 16
+		c.Localities = 6
 	}
 	if c.Site == "" {
 		c.Site = "https://loadtest.example"
@@ -303,7 +303,11 @@ func runPeers(ctx context.Context, cfg Config, first, n int, res *Result, ph pha
 				if cfg.Directory > 0 && float64(g%1000) < cfg.Directory*1000 {
 					role = frame.RoleDirectory
 				}
-				if err := c.Register(ctx, frame.Reg{Site: site, Loc: uint16(g % cfg.Localities), Role: role}); err != nil {
+				k := cfg.Localities // never more than the server announced in its challenge
+				if sk := int(c.Challenge.Localities); sk > 0 && sk < k {
+					k = sk
+				}
+				if err := c.Register(ctx, frame.Reg{Site: site, Loc: uint16(g % k), Role: role}); err != nil {
 					errs.add("register", err)
 				}
 				peers[i] = &lpeer{c: c}

@@ -27,7 +27,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.Payload, "payload", 200, "bytes per signalling message (>= 8)")
 	fs.Float64Var(&cfg.Directory, "directory", 0.05, "fraction of peers registering as directory peers")
 	fs.StringVar(&cfg.Site, "site", "https://loadtest.example", "website origin the peers register")
-	fs.IntVar(&cfg.Localities, "localities", 16, "localities the peers spread over (must not exceed the server's)")
+	fs.IntVar(&cfg.Localities, "localities", 6, "localities the peers spread over (capped at the number the server announces)")
 	fs.IntVar(&cfg.Dialers, "dialers", 64, "connections set up concurrently")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "pause before each server RSS reading")
 	srcs := fs.String("source-ips", "", "comma-separated local `addresses` to dial from (default: 127.0.0.x for loopback targets)")
