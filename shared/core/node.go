@@ -188,7 +188,7 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 		reqs:     make(map[uint64]*request),
 		shuffles: make(map[shuffleKey]uint64),
 		rtt:      make(map[ids.PeerID]time.Duration),
-		stats:    Stats{Origin: make(map[string]int), Paths: make(map[string]int), PathTime: make(map[string]time.Duration)},
+		stats:    Stats{Origin: make(map[string]int)},
 	}, nil
 }
 
@@ -196,15 +196,6 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 type Stats struct {
 	// Origin counts origin fetches by the reason the query went there.
 	Origin map[string]int
-	// Paths counts finished queries by how they ended, and PathTime sums
-	// the time from the query to its object (peer) or origin request.
-	Paths    map[string]int
-	PathTime map[string]time.Duration
-}
-
-func (s *Stats) note(path string, d time.Duration) {
-	s.Paths[path]++
-	s.PathTime[path] += d
 }
 
 // Stats returns the node's counters (the map is the node's own).

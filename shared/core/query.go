@@ -20,8 +20,6 @@ const (
 	stageOrigin              // step 4: origin fetch under way
 )
 
-var stageNames = [...]string{stageAsk: "ask", stageDir: "dir", stageLookup: "lookup", stageWait: "wait", stageOrigin: "origin"}
-
 // query is a user query in progress at its originator.
 type query struct {
 	qid       uint64
@@ -38,7 +36,6 @@ type query struct {
 	dirAsked  ids.Member
 	lookups   int
 	hops      int
-	start     time.Duration
 	// waiters are peers' queries for the same object that arrived while
 	// this node was fetching it from the origin: served when it arrives.
 	waiters []wire.Query
@@ -69,7 +66,7 @@ func (n *Node) Query(now time.Duration, site ids.SiteID, obj ids.ObjectID) uint6
 		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: site, Obj: obj, Source: SourceOrigin, Failed: true, Aborted: true})
 		return qid
 	}
-	q := &query{qid: qid, site: site, obj: obj, stage: stageAsk, start: n.now}
+	q := &query{qid: qid, site: site, obj: obj, stage: stageAsk}
 	n.queries[qid] = q
 	n.advance(q)
 	return qid
@@ -176,7 +173,6 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 func (n *Node) fetchOrigin(q *query, why string) {
 	n.fetching[objKey{q.site, q.obj}] = q.qid
 	n.stats.Origin[why]++
-	n.stats.note("origin:"+why, n.now-q.start)
 	n.setStage(q, stageOrigin, 0)
 	n.ready.Fetches = append(n.ready.Fetches, Fetch{QID: q.qid, Site: q.site, Obj: q.obj})
 }
@@ -358,7 +354,6 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 		n.observeRTT(from, n.now-q.sentAt)
 	}
 	delete(n.queries, qid)
-	n.stats.note("peer:"+stageNames[q.stage], n.now-q.start)
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
 	n.store(sp, q.obj, size)
 }

@@ -496,9 +496,6 @@ func TestDecodeErrors(t *testing.T) {
 // TestDecodeAllocationBounded checks that a frame claiming a long list or a
 // large Bloom filter it does not hold makes Decode allocate little.
 func TestDecodeAllocationBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("memory statistics")
-	}
 	inputs := [][]byte{
 		frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...),
 		frame(t, &Push{}, 2, cat(uv(MaxIDs), uv(0))...),
