@@ -221,10 +221,17 @@ func (n *Node) onDirSummary(from ids.PeerID, m *wire.DirSummary) {
 		if m.From.Key == p.key {
 			continue
 		}
+		prev := p.sums.Get(m.From.Key)
+		fresh := prev == nil || prev.Member != m.From || prev.Summary == nil
 		if m.Summary != nil {
 			p.sums.Receive(m.From, m.Summary, n.now)
-		} else {
-			p.sums.ReceiveDelta(m.From, m.Added, n.now)
+		} else if !p.sums.ReceiveDelta(m.From, m.Added, n.now) {
+			p.sums.Know(m.From, n.now)
+		}
+		if fresh {
+			// A directory we had no summary from: it has none of ours
+			// either (deltas are useless without a base), send it whole.
+			n.send(from, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary()})
 		}
 		for _, d := range m.Dirs {
 			if d.ID != n.id && n.layout.SameSite(d.Key, m.Site) {
