@@ -18,7 +18,6 @@ build:
 RUNFLAGS ?= --peers 2000 --sites 20 --queries 200000 --seed 7 --warmup 20000
 run: build
 	./$(BIN)/flower sim $(RUNFLAGS) --plot sim.svg
-	@echo "plot written to $(CURDIR)/sim.svg"
 	@echo "bootstrap service on http://127.0.0.1:7700 (Ctrl-C stops it)"
 	./$(BIN)/flower-bootstrap --listen 127.0.0.1:7700
 
