@@ -107,7 +107,7 @@ func DefaultConfig() Config {
 		RTTFactor:          3,
 		ForwardBudget:      400 * time.Millisecond,
 		ReconnectTries:     8,
-		JoinJitter:         2 * time.Second,
+		JoinJitter:         500 * time.Millisecond,
 		LookupTimeout:      1200 * time.Millisecond,
 		LookupRetries:      2,
 		MaxHops:            64,

@@ -260,6 +260,23 @@ func (n *Node) summaryRound(p *position) {
 	if p.index.Changes() >= n.cfg.SummaryChanges {
 		n.sendSummaryDelta(p)
 	}
+	// While some locality's directory is still unknown (a fresh D-ring,
+	// or one that failed), look again every stabilization period.
+	if n.now-p.lastDiscover >= n.cfg.StabilizePeriod && n.missingLocalities(p) {
+		n.discover(p)
+	}
+}
+
+// missingLocalities reports whether p lacks a summary from the directory of
+// some other locality of its website.
+func (n *Node) missingLocalities(p *position) bool {
+	have := 0
+	for _, m := range p.sums.Members() {
+		if _, _, inst := n.layout.Split(m.Key); inst == 0 && !n.samePetal(m.Key, p.key) && p.sums.Get(m.Key).Summary != nil {
+			have++
+		}
+	}
+	return have < n.cfg.Localities-1
 }
 
 func (n *Node) sendSummary(p *position) {
@@ -306,6 +323,7 @@ func (n *Node) broadcastSummary(p *position, tmpl *wire.DirSummary) {
 
 // discover looks up the directories of the website's other localities.
 func (n *Node) discover(p *position) {
+	p.lastDiscover = n.now
 	for loc := 0; loc < n.cfg.Localities; loc++ {
 		k := n.layout.Key(p.site, loc, 0)
 		if k == p.key {

@@ -108,23 +108,24 @@ type sitePeer struct {
 // position is a D-ring position this node holds: it is the directory peer
 // d(ws, loc) (or a PetalUp instance of it).
 type position struct {
-	site       ids.SiteID
-	key        ids.Key
-	inst       int
-	epoch      uint64
-	gen        uint32
-	ring       *dring.State
-	index      *directory.Index
-	sums       *directory.Summaries
-	predHeard  time.Duration
-	lastSum    time.Duration
-	lastDelta  time.Duration
-	rr         int       // round-robin cursor over instances
-	children   []ids.Key // PetalUp instances this directory created
-	handover   int       // content peers still to hand over to them
-	promotedAt time.Duration
-	forwards   map[uint64]*forward // queries forwarded to holders, awaiting Served
-	fwdBy      map[fwdKey]uint64
+	site         ids.SiteID
+	key          ids.Key
+	inst         int
+	epoch        uint64
+	gen          uint32
+	ring         *dring.State
+	index        *directory.Index
+	sums         *directory.Summaries
+	predHeard    time.Duration
+	lastSum      time.Duration
+	lastDelta    time.Duration
+	lastDiscover time.Duration
+	rr           int       // round-robin cursor over instances
+	children     []ids.Key // PetalUp instances this directory created
+	handover     int       // content peers still to hand over to them
+	promotedAt   time.Duration
+	forwards     map[uint64]*forward // queries forwarded to holders, awaiting Served
+	fwdBy        map[fwdKey]uint64
 }
 
 type reqKind uint8
