@@ -1,5 +1,6 @@
 # Flower-CDN. `make run` starts the demo, `make test` runs every test.
-GO       ?= go
+GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOFMT    ?= $(dir $(GO))gofmt
 BIN      := bin
 GOFLAGS  ?=
 export CGO_ENABLED ?= 0
@@ -34,10 +35,10 @@ bench: build
 	./scripts/bench-sim.sh
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	$(GOFMT) -w $$(git ls-files '*.go')
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	@test -z "$$($(GOFMT) -l $$(git ls-files '*.go'))" || { $(GOFMT) -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
 fuzz:
