@@ -16,12 +16,14 @@ type Remote struct {
 	Member   ids.Member
 	Summary  *bloom.BloomFilter
 	LastSeen time.Duration
+	owned    bool // Summary is our own copy (deltas were applied to it)
 }
 
 // Summaries is directory-summaries: what the other directories of the same
 // website (other localities, other PetalUp instances) hold.
 type Summaries struct {
-	byKey map[ids.Key]*Remote
+	byKey   map[ids.Key]*Remote
+	members []ids.Member // byKey's members in key order, nil when stale
 }
 
 // NewSummaries returns an empty set.
@@ -33,6 +35,7 @@ func (s *Summaries) Know(m ids.Member, now time.Duration) {
 	r := s.byKey[m.Key]
 	if r == nil || r.Member.ID != m.ID {
 		s.byKey[m.Key] = &Remote{Member: m, LastSeen: now}
+		s.members = nil
 		return
 	}
 	r.LastSeen = max(r.LastSeen, now)
@@ -40,6 +43,9 @@ func (s *Summaries) Know(m ids.Member, now time.Duration) {
 
 // Receive is receiveSummary(d, s).
 func (s *Summaries) Receive(m ids.Member, f *bloom.BloomFilter, now time.Duration) {
+	if r := s.byKey[m.Key]; r == nil || r.Member != m {
+		s.members = nil
+	}
 	s.byKey[m.Key] = &Remote{Member: m, Summary: f, LastSeen: now}
 }
 
@@ -51,7 +57,11 @@ func (s *Summaries) ReceiveDelta(m ids.Member, objs []ids.ObjectID, now time.Dur
 		return false
 	}
 	if len(objs) > 0 {
-		r.Summary = summary.With(r.Summary, objs)
+		if !r.owned {
+			// The filter came from the sender, which shares it: copy once.
+			r.Summary, r.owned = r.Summary.Copy(), true
+		}
+		summary.AddTo(r.Summary, objs)
 	}
 	r.LastSeen = now
 	return true
@@ -61,6 +71,7 @@ func (s *Summaries) ReceiveDelta(m ids.Member, objs []ids.ObjectID, now time.Dur
 func (s *Summaries) Forget(key ids.Key, id ids.PeerID) {
 	if r := s.byKey[key]; r != nil && r.Member.ID == id {
 		delete(s.byKey, key)
+		s.members = nil
 	}
 }
 
@@ -69,18 +80,23 @@ func (s *Summaries) Expire(cutoff time.Duration) {
 	for k, r := range s.byKey {
 		if r.LastSeen < cutoff {
 			delete(s.byKey, k)
+			s.members = nil
 		}
 	}
 }
 
-// Members returns the known directories in key order.
+// Members returns the known directories in key order. The slice is shared:
+// do not modify it.
 func (s *Summaries) Members() []ids.Member {
-	out := make([]ids.Member, 0, len(s.byKey))
-	for _, r := range s.byKey {
-		out = append(out, r.Member)
+	if s.members == nil {
+		out := make([]ids.Member, 0, len(s.byKey))
+		for _, r := range s.byKey {
+			out = append(out, r.Member)
+		}
+		slices.SortFunc(out, func(a, b ids.Member) int { return cmp.Compare(a.Key, b.Key) })
+		s.members = out
 	}
-	slices.SortFunc(out, func(a, b ids.Member) int { return cmp.Compare(a.Key, b.Key) })
-	return out
+	return s.members
 }
 
 // Get returns the entry for key, or nil.

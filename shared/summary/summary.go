@@ -33,12 +33,17 @@ func Test(f *bloom.BloomFilter, obj ids.ObjectID) bool {
 // summaries are shared immutable snapshots).
 func With(f *bloom.BloomFilter, objs []ids.ObjectID) *bloom.BloomFilter {
 	g := f.Copy()
+	AddTo(g, objs)
+	return g
+}
+
+// AddTo adds objs to f in place (f must not be shared).
+func AddTo(f *bloom.BloomFilter, objs []ids.ObjectID) {
 	var b [8]byte
 	for _, obj := range objs {
 		binary.BigEndian.PutUint64(b[:], uint64(obj))
-		g.Add(b[:])
+		f.Add(b[:])
 	}
-	return g
 }
 
 // Builder keeps a Bloom filter of a changing set incrementally: additions go
