@@ -233,11 +233,9 @@ func TestEntryPoints(t *testing.T) {
 
 	// Random: with 12 directory peers and n=3, the answers vary and cover
 	// most of them.
-	var dirs []*client.Client
 	for range 12 {
 		d := dial(t, in.ws(), client.Options{})
 		reg(d, frame.Reg{Site: b, Loc: 3, Role: frame.RoleDirectory})
-		dirs = append(dirs, d)
 	}
 	eventually(t, 5*time.Second, "12 directories", func() bool { return len(httpEntries(t, in, siteB, 3, 32)) == 12 })
 	seen := map[string]bool{}
