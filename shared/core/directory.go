@@ -116,6 +116,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: key, id: p.epoch})
 	n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: key, id: p.epoch})
 	n.discover(p)
+	n.needSiteEntries(sp) // the bootstrap lists the other localities' directories
 	// updateDir-info for the petal: tell the contacts at once that this
 	// peer is their directory now, rather than wait for gossip.
 	for _, e := range sp.view.Entries() {
@@ -264,6 +265,7 @@ func (n *Node) summaryRound(p *position) {
 	// or one that failed), look again every stabilization period.
 	if n.now-p.lastDiscover >= n.cfg.StabilizePeriod && n.missingLocalities(p) {
 		n.discover(p)
+		n.needSiteEntries(n.sites[p.site]) // the bootstrap lists them too
 	}
 }
 

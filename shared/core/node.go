@@ -390,6 +390,18 @@ func (n *Node) SetEntryPoints(now time.Duration, entries []ids.Member) {
 		}
 	}
 	n.entrySites = n.entrySites[:0]
+	// Directories of our websites in other localities that we did not know:
+	// start exchanging summaries with them (without waiting for D-ring).
+	for _, p := range n.positions {
+		for _, m := range n.entries {
+			if n.layout.SameSite(m.Key, p.site) && !n.samePetal(m.Key, p.key) && p.sums.Get(m.Key) == nil {
+				p.sums.Know(m, n.now)
+				n.send(m.ID, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary(),
+					Dirs: []ids.Member{p.ring.Self}})
+				n.pingRemote(m)
+			}
+		}
+	}
 	if !n.online {
 		return
 	}

@@ -681,18 +681,23 @@ func (f *flower) apply(op *roleOp) {
 
 // entries model the bootstrap service (GET /v1/entry): for each website
 // asked for, the live directory peers of that website in p's locality (all
-// PetalUp instances), then up to maxEntries random live D-ring members
-// other than p
+// PetalUp instances) and the main directory of each other locality, then up
+// to maxEntries random live D-ring members other than p
 // itself: the bootstrap service's answer, as of the start of the window.
 // Empty means the ring is empty.
 func (f *flower) entries(pt *part, p int32, sites []ids.SiteID) []ids.Member {
 	out := make([]ids.Member, 0, maxEntries)
 	for _, site := range sites {
-		for inst := 0; inst < f.layout.MaxInstances(); inst++ {
-			k := f.layout.Key(site, int(f.w.Loc[p]), inst)
-			for _, node := range f.keyNodes[k] {
-				if node != p {
-					out = append(out, ids.Member{Key: k, ID: f.w.PeerIDs[node]})
+		for loc := 0; loc < f.w.k; loc++ {
+			for inst := 0; inst < f.layout.MaxInstances(); inst++ {
+				if loc != int(f.w.Loc[p]) && inst > 0 {
+					break // other localities: their main directory only
+				}
+				k := f.layout.Key(site, loc, inst)
+				for _, node := range f.keyNodes[k] {
+					if node != p {
+						out = append(out, ids.Member{Key: k, ID: f.w.PeerIDs[node]})
+					}
 				}
 			}
 		}
