@@ -612,12 +612,9 @@ func (p *peer) sendError(code frame.Code, ref frame.Type, about ids.PeerID, req 
 
 // fail closes the peer: with now, at once (its writes may be stuck); else
 // after an error frame and a close handshake, in the background.
-func (p *peer) fail(code frame.Code, ref frame.Type, msg string, now bool) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
+// closeQueueLocked marks the peer closed and drops its send queue, keeping
+// the server-wide queued-bytes gauge in step. p.mu must be held.
+func (p *peer) closeQueueLocked() {
 	p.closed = true
 	dropped := 0
 	for _, b := range p.q {
@@ -625,8 +622,17 @@ func (p *peer) fail(code frame.Code, ref frame.Type, msg string, now bool) {
 	}
 	p.q = nil
 	p.qBytes -= dropped
-	p.mu.Unlock()
 	p.s.queued.Add(-int64(dropped))
+}
+
+func (p *peer) fail(code frame.Code, ref frame.Type, msg string, now bool) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closeQueueLocked()
+	p.mu.Unlock()
 	p.s.m.errorsSent.WithLabelValues(code.String()).Inc()
 	if now {
 		p.cleanup()
@@ -709,15 +715,8 @@ func (p *peer) cleanup() {
 		s.poll.remove(p)
 	}
 	p.mu.Lock()
-	p.closed = true
-	dropped := 0
-	for _, b := range p.q {
-		dropped += len(b)
-	}
-	p.q = nil
-	p.qBytes -= dropped
+	p.closeQueueLocked()
 	p.mu.Unlock()
-	s.queued.Add(-int64(dropped))
 	_ = p.conn.CloseNow()
 	s.peers.del(p)
 	if s.cl != nil {
