@@ -51,7 +51,7 @@ type Answer struct {
 	Obj      ids.ObjectID
 	Source   Source
 	Provider ids.PeerID // the serving peer when Source is SourcePeer
-	Hops     int        // overlay hops the query took to reach its provider
+	Hops     int        // query messages this node sent for it (the provider's Serve.Hops has the overlay hops)
 	Failed   bool       // the origin fetch failed too
 	Aborted  bool       // the node went offline before the query finished
 }

@@ -128,6 +128,7 @@ type flower struct {
 	// Per query; written only by the requester's partition.
 	serveFrom []int32 // the node of the latest object delivery for the query, -1: none
 	serveUS   []int32 // when that node served it, microseconds after the query was issued
+	serveHops []uint8 // overlay hops the query took to that node
 	fetchUS   []int32 // when the requester asked the origin, microseconds after issue, -1: none
 
 	// The bootstrap service's view of D-ring and the directory figures:
@@ -174,6 +175,7 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 		pos:       make([][]dirPos, P),
 		serveFrom: make([]int32, Q),
 		serveUS:   make([]int32, Q),
+		serveHops: make([]uint8, Q),
 		fetchUS:   make([]int32, Q),
 		liveIdx:   map[liveMember]int32{},
 		holders:   map[ids.Key]int32{},
@@ -435,6 +437,7 @@ func (f *flower) handle(pt *part, ev *event) {
 			// timed out).
 			f.serveFrom[qi] = ev.from
 			f.serveUS[qi] = int32((pt.now - f.w.Lat(ev.from, p) - f.issueTime(qi)) / time.Microsecond)
+			f.serveHops[qi] = ev.hops
 		}
 		f.nodes[p].Delivered(pt.now, ev.qid, f.w.PeerIDs[ev.from], true, int64(f.w.ObjSize[ev.arg]))
 	case evTick:
@@ -500,7 +503,8 @@ func (f *flower) drain(pt *part, p int32, notBefore time.Duration) {
 				pt.anom["bad_serves"]++
 				continue
 			}
-			f.schedule(pt, event{at: pt.now + w.Lat(p, to), kind: evDeliver, node: to, from: p, qid: s.QID, arg: obj}, nil)
+			f.schedule(pt, event{at: pt.now + w.Lat(p, to), kind: evDeliver, node: to, from: p, qid: s.QID, arg: obj,
+				hops: uint8(min(max(s.Hops, 0), 255))}, nil)
 		}
 		for i := range r.Answers {
 			f.answer(pt, p, &r.Answers[i])
@@ -566,7 +570,9 @@ func (f *flower) answer(pt *part, p int32, a *core.Answer) {
 			prov = p
 		}
 		lookup := f.serveUS[qi]
-		if f.serveFrom[qi] != prov {
+		if f.serveFrom[qi] == prov {
+			hops = int(f.serveHops[qi]) // the provider knows how far the query came
+		} else {
 			// No delivery from the provider was seen: count the lookup up
 			// to the answer minus the transfer.
 			pt.anom["lookup_without_serve"]++

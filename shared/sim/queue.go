@@ -32,6 +32,7 @@ type event struct {
 	from int32
 	arg  int32
 	kind uint8
+	hops uint8 // evDeliver: overlay hops the query took to its provider
 }
 
 // queue is a binary min-heap of events by (at, seq). It stores events by
