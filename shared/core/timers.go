@@ -2,6 +2,7 @@ package core
 
 import (
 	"container/heap"
+	"fmt"
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
@@ -115,30 +116,29 @@ func (n *Node) fire(t *timer) {
 		n.requestFailed(r)
 	case tQuery:
 		n.queryTimeout(n.queries[t.id])
-	case tGossip:
+	case tGossip, tKeepalive:
 		sp := n.sites[t.site]
-		n.gossipRound(sp)
-		n.after(n.cfg.GossipPeriod, timer{kind: tGossip, site: sp.site, id: sp.epoch})
-	case tKeepalive:
-		sp := n.sites[t.site]
-		n.keepaliveRound(sp)
-		n.after(n.cfg.KeepalivePeriod, timer{kind: tKeepalive, site: sp.site, id: sp.epoch})
-	case tStabilize:
+		if t.kind == tGossip {
+			n.gossipRound(sp)
+		} else {
+			n.keepaliveRound(sp)
+		}
+		n.after(n.period(t.kind), timer{kind: t.kind, site: sp.site, id: sp.epoch})
+	case tStabilize, tFixFinger, tRingCheck, tSummary, tExpire:
 		p := n.position(t.key)
-		n.stabilize(p)
-		n.after(n.cfg.StabilizePeriod, timer{kind: tStabilize, key: p.key, id: p.epoch})
-	case tFixFinger:
-		p := n.position(t.key)
-		n.fixFinger(p)
-		n.after(n.cfg.FixFingersPeriod, timer{kind: tFixFinger, key: p.key, id: p.epoch})
-	case tRingCheck:
-		p := n.position(t.key)
-		n.ringCheck(p)
-		n.after(n.cfg.RingCheckPeriod, timer{kind: tRingCheck, key: p.key, id: p.epoch})
-	case tSummary:
-		p := n.position(t.key)
-		n.summaryRound(p)
-		n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: p.key, id: p.epoch})
+		switch t.kind {
+		case tStabilize:
+			n.stabilize(p)
+		case tFixFinger:
+			n.fixFinger(p)
+		case tRingCheck:
+			n.ringCheck(p)
+		case tSummary:
+			n.summaryRound(p)
+		case tExpire:
+			n.expireRound(p)
+		}
+		n.after(n.period(t.kind), timer{kind: t.kind, key: p.key, id: p.epoch})
 	case tJoin:
 		sp := n.sites[t.site]
 		sp.joinAt = 0
@@ -150,9 +150,24 @@ func (n *Node) fire(t *timer) {
 		f := p.forwards[t.id]
 		p.index.Suspect(f.holder) // no Served in time: it is probably gone
 		n.forwardFailed(p, t.id)
-	case tExpire:
-		p := n.position(t.key)
-		n.expireRound(p)
-		n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: p.key, id: p.epoch})
 	}
+}
+
+// period is the interval of a periodic timer.
+func (n *Node) period(k timerKind) time.Duration {
+	switch k {
+	case tGossip:
+		return n.cfg.GossipPeriod
+	case tKeepalive, tExpire:
+		return n.cfg.KeepalivePeriod
+	case tStabilize:
+		return n.cfg.StabilizePeriod
+	case tFixFinger:
+		return n.cfg.FixFingersPeriod
+	case tRingCheck:
+		return n.cfg.RingCheckPeriod
+	case tSummary:
+		return n.cfg.SummaryMinInterval
+	}
+	panic(fmt.Sprintf("core: timer kind %d is not periodic", k))
 }
