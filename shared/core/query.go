@@ -127,27 +127,20 @@ func (n *Node) advance(q *query) {
 
 // lookup routes q over D-ring toward generateKey(ws, loc).
 func (n *Node) lookup(q *query, sp *sitePeer) {
-	// The bootstrap service lists the petal's directories: ask one of them
-	// directly; D-ring routes the query only when it lists none.
+	// The bootstrap service lists the petal's directories (asked again once
+	// the answer is a RingCheckPeriod old): ask one of them directly; D-ring
+	// routes the query only when it lists none.
 	if !sp.entriesOK || n.now-sp.entriesAt > n.cfg.RingCheckPeriod {
 		n.needSiteEntries(sp)
-		n.setStage(q, stageWait, 0)
-		n.waitQueries = append(n.waitQueries, q.qid)
+		n.waitForEntries(q)
 		return
 	}
 	if d, ok := n.petalEntry(sp); ok && q.lookups == 0 {
-		q.lookups++
-		q.target = d.ID
-		q.hops++
-		n.setStage(q, stageLookup, n.cfg.LookupTimeout)
-		n.send(d.ID, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: d.Key, Mode: wire.QDir,
-			Hops: 1, NewClient: sp.dir.Member.IsZero()})
+		n.sendLookup(q, sp, d.ID, d.Key, wire.QDir)
 		return
 	}
-	var via ids.PeerID
-	if len(n.positions) > 0 {
-		via = n.id // this node is on D-ring: route from here
-	} else {
+	via := n.id // a node on D-ring routes from its own position
+	if len(n.positions) == 0 {
 		e, ok, empty := n.entry()
 		switch {
 		case empty:
@@ -156,17 +149,25 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 			n.fetchOrigin(q, "ring_empty")
 			return
 		case !ok:
-			n.setStage(q, stageWait, 0)
-			n.waitQueries = append(n.waitQueries, q.qid)
+			n.waitForEntries(q)
 			return
 		}
 		via = e.ID
 	}
+	n.sendLookup(q, sp, via, sp.baseKey, wire.QLookup)
+}
+
+func (n *Node) waitForEntries(q *query) {
+	n.setStage(q, stageWait, 0)
+	n.waitQueries = append(n.waitQueries, q.qid)
+}
+
+func (n *Node) sendLookup(q *query, sp *sitePeer, to ids.PeerID, key ids.Key, mode wire.QueryMode) {
 	q.lookups++
-	q.target = via
+	q.target = to
 	q.hops++
 	n.setStage(q, stageLookup, n.cfg.LookupTimeout)
-	n.send(via, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: sp.baseKey, Mode: wire.QLookup,
+	n.send(to, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: key, Mode: mode,
 		Hops: 1, NewClient: sp.dir.Member.IsZero()})
 }
 
