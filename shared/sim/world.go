@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"github.com/flowercdn/flower/shared/locality"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -180,8 +181,40 @@ func NewWorld(cfg Config) (*World, error) {
 		w.quota[i] = cfg.Core.CacheBytes * int64(cnt)
 	}
 
+	if err := w.detectLocalities(); err != nil {
+		return nil, err
+	}
 	w.makeTrace(rng)
 	return w, nil
+}
+
+// detectLocalities runs the locality manager (getMyLocality: landmark
+// binning, shared/locality) for every peer over the latency model, with one
+// landmark placed in each region, and uses its answer as the peer's
+// locality. A peer's region is where the workload put it; the round trip to
+// a landmark is twice the one-way latency between the regions, with the
+// model's per-pair jitter.
+func (w *World) detectLocalities() error {
+	rtts := make([]time.Duration, w.k)
+	for i := range w.Loc {
+		region := int(w.Loc[i])
+		for lm := range rtts {
+			h := mix64(w.latSeed ^ uint64(i)<<8 ^ uint64(lm) ^ 0x6c616e646d61726b)
+			var oneWay int64
+			if lm == region {
+				oneWay = intraMinUS + int64(h%(intraMaxUS-intraMinUS+1))
+			} else {
+				oneWay = int64(w.interBase[region*w.k+lm]) - interJitUS + int64(h%(2*interJitUS+1))
+			}
+			rtts[lm] = 2 * time.Duration(oneWay) * time.Microsecond
+		}
+		loc, err := locality.Locality(rtts, w.k, locality.Mapping{})
+		if err != nil {
+			return fmt.Errorf("sim: locality of peer %d: %w", i, err)
+		}
+		w.Loc[i] = uint8(loc)
+	}
+	return nil
 }
 
 // Peer returns the index of the peer with id.
