@@ -2,10 +2,9 @@ package core
 
 import (
 	"slices"
-
-	"github.com/flowercdn/flower/shared/dring"
 	"time"
 
+	"github.com/flowercdn/flower/shared/dring"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/wire"
 )
@@ -130,10 +129,16 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 	// The bootstrap service lists the petal's directories (asked again once
 	// the answer is a RingCheckPeriod old): ask one of them directly; D-ring
 	// routes the query only when it lists none.
-	if !sp.entriesOK || n.now-sp.entriesAt > n.cfg.RingCheckPeriod {
-		n.needSiteEntries(sp)
-		n.waitForEntries(q)
-		return
+	if !sp.petal.ok || n.now-sp.petal.at > n.cfg.RingCheckPeriod {
+		if n.askEntries(sp.site) {
+			n.waitForEntries(q)
+			return
+		}
+		if !sp.petal.ok {
+			n.fetchOrigin(q, "no_entries")
+			return
+		}
+		// The service is unreachable: go by what it said last.
 	}
 	if d, ok := n.petalEntry(sp); ok && q.lookups == 0 {
 		n.sendLookup(q, sp, d.ID, d.Key, wire.QDir)
@@ -141,25 +146,24 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 	}
 	via := n.id // a node on D-ring routes from its own position
 	if len(n.positions) == 0 {
-		e, ok, empty := n.entry()
-		switch {
-		case empty:
-			// Nobody holds any position: this peer founds D-ring.
+		e, res := n.entry()
+		switch res {
+		case entryRingEmpty:
+			// The service said nobody holds any position: this peer
+			// founds D-ring.
 			n.tryJoin(sp, sp.baseKey)
 			n.fetchOrigin(q, "ring_empty")
 			return
-		case !ok:
+		case entryWait:
 			n.waitForEntries(q)
+			return
+		case entryUnavailable:
+			n.fetchOrigin(q, "no_entries")
 			return
 		}
 		via = e.ID
 	}
 	n.sendLookup(q, sp, via, sp.baseKey, wire.QLookup)
-}
-
-func (n *Node) waitForEntries(q *query) {
-	n.setStage(q, stageWait, 0)
-	n.waitQueries = append(n.waitQueries, q.qid)
 }
 
 func (n *Node) sendLookup(q *query, sp *sitePeer, to ids.PeerID, key ids.Key, mode wire.QueryMode) {
@@ -193,6 +197,9 @@ func (n *Node) nearest(cands []ids.PeerID) ids.PeerID {
 
 func (n *Node) queryTimeout(q *query) {
 	sp := n.sites[q.site]
+	if sp == nil {
+		return // cannot happen: RemoveInterest ends the site's queries
+	}
 	switch q.stage {
 	case stageAsk:
 		// removeContact: the contact did not answer in time.
@@ -302,14 +309,16 @@ func (n *Node) onInitView(from ids.PeerID, m *wire.InitView) {
 		return
 	}
 	n.learnDir(sp, m.Dir, m.View)
-	sp.view.AddContact(wire.Contact{ID: from})
+	if !n.avoiding(from) {
+		sp.view.AddContact(wire.Contact{ID: from})
+	}
 }
 
 // learnDir handles a directory's (or petal peer's) answer to a new client:
 // it takes dir-info and the initial view, and becomes a content peer.
 func (n *Node) learnDir(sp *sitePeer, d wire.DirInfo, view []wire.Contact) {
 	for _, c := range view {
-		if c.ID != n.id {
+		if c.ID != n.id && !n.avoiding(c.ID) {
 			sp.view.AddContact(c)
 		}
 	}
@@ -335,10 +344,10 @@ func (n *Node) updateDirInfo(sp *sitePeer, d wire.DirInfo) {
 	n.ready.Persist = true
 }
 
-// Delivered reports that the object of query qid arrived from peer from.
-// ok false means it failed verification (checkSignature): the sender is
-// avoided and the query goes to the origin.
-func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool, size int64) {
+// Delivered reports that the object of query qid arrived from peer from and
+// passed verification (checkSignature): the host has the bytes in hand. obj
+// says how long it stays fresh and which version it is.
+func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj Object) {
 	n.enter(now)
 	defer n.leave()
 	q := n.queries[qid]
@@ -346,9 +355,7 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 		return
 	}
 	sp := n.sites[q.site]
-	if !ok {
-		sp.view.RemoveContact(from)
-		n.fetchOrigin(q, "bad_object")
+	if sp == nil {
 		return
 	}
 	if q.stage == stageAsk && from == q.target {
@@ -356,11 +363,41 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 	}
 	delete(n.queries, qid)
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
-	n.store(sp, q.obj, size)
+	n.store(sp, q.obj, obj)
 }
 
-// FetchDone reports the result of an origin fetch asked for in Ready.Fetches.
-func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
+// DeliveryFailed reports that the object peer from was sending for query
+// qid did not arrive: the transfer broke off (FailTransfer: the query moves
+// on, to the next contact or the origin) or the bytes failed verification
+// (FailBadObject: the sender is avoided and the query goes to the origin).
+func (n *Node) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, why Failure) {
+	n.enter(now)
+	defer n.leave()
+	if !n.online {
+		return
+	}
+	if why == FailBadObject {
+		n.avoidPeer(from)
+	}
+	q := n.queries[qid]
+	if q == nil || q.stage == stageOrigin || n.sites[q.site] == nil {
+		return
+	}
+	switch {
+	case why == FailBadObject:
+		n.fetchOrigin(q, "bad_object")
+	case q.stage == stageAsk && from == q.target:
+		n.sites[q.site].view.RemoveContact(from)
+		n.advance(q)
+	default:
+		n.fetchOrigin(q, "transfer_failed")
+	}
+}
+
+// FetchDone reports the result of an origin fetch asked for in
+// Ready.Fetches: ok with the object's freshness and version, or not ok (the
+// origin failed too).
+func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, obj Object) {
 	n.enter(now)
 	defer n.leave()
 	q := n.queries[qid]
@@ -373,14 +410,14 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
 	}
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Hops: q.hops, Failed: !ok})
 	sp := n.sites[q.site]
-	if ok && n.online {
-		n.store(sp, q.obj, size)
+	if ok && n.online && sp != nil {
+		n.store(sp, q.obj, obj)
 	}
 	// Queries that arrived while the object was on its way.
 	for i := range q.waiters {
 		w := &q.waiters[i]
 		switch {
-		case ok && sp.cache.Contains(w.Obj):
+		case ok && sp != nil && sp.cache.Contains(w.Obj):
 			n.serve(sp, w)
 			if w.NewClient {
 				n.initialGossip(sp, w.Origin)
@@ -391,13 +428,37 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
 	}
 }
 
-// store caches a verified object and runs the push behaviour.
-func (n *Node) store(sp *sitePeer, obj ids.ObjectID, size int64) {
-	if !sp.cache.Put(obj, size, 0, n.evicted(sp)) {
+// Invalidate drops an object from the cache: the host found it stale (a
+// newer version at the origin) or lost its bytes.
+func (n *Node) Invalidate(now time.Duration, site ids.SiteID, obj ids.ObjectID) {
+	n.enter(now)
+	defer n.leave()
+	sp := n.sites[site]
+	if sp == nil || !sp.cache.Remove(obj) {
+		return
+	}
+	n.ready.Evicts = append(n.ready.Evicts, Evict{Site: site, Obj: obj})
+	n.cacheChanged(sp)
+}
+
+// store caches a verified object, unless it is already stale or older than
+// the version held, and runs the push behaviour.
+func (n *Node) store(sp *sitePeer, id ids.ObjectID, obj Object) {
+	if obj.Expires != 0 && obj.Expires <= n.now {
+		return
+	}
+	sp.cache.PutVersion(id, obj.Size, obj.Expires, obj.Version, n.evicted(sp))
+	n.cacheChanged(sp)
+}
+
+// cacheChanged tells the directory about cache changes: a directory indexes
+// its own cache directly, a content peer pushes once PushThreshold changes
+// accumulated.
+func (n *Node) cacheChanged(sp *sitePeer) {
+	if sp.cache.Changes() == 0 {
 		return
 	}
 	if p := n.positionFor(sp.site); p != nil {
-		// A directory indexes its own cache directly.
 		added, removed := sp.cache.TakeChanges()
 		p.index.Apply(n.id, n.now, false, added, removed)
 		return
