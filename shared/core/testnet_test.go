@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"container/heap"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -29,6 +30,7 @@ type testNet struct {
 	seq     uint64
 	rnd     *rand.Rand
 	answers map[qkey]Answer
+	at      map[qkey]time.Duration // when each answer came
 	served  []Serve
 	reg     *registry.Registry
 	regs    [][]host.Registration // what each node registered, as the registry has it
@@ -98,7 +100,7 @@ func (e env) Send(to ids.PeerID, frame []byte) {
 		return
 	}
 	tn.msgs++
-	tn.note(e.i, "msg")
+	tn.note(e.i, fmt.Sprintf("msg %s %x", to.Short(), frame))
 	tn.push(ev{at: tn.now + tn.latency(e.i, j), kind: evDeliver, to: j, from: tn.nodes[e.i].ID(), frame: frame})
 }
 
@@ -107,29 +109,29 @@ func (e env) Fetch(f Fetch) {
 	if tn.fetched != nil {
 		tn.fetched[[2]uint64{uint64(f.Site), uint64(f.Obj)}]++
 	}
-	tn.note(e.i, "fetch")
+	tn.note(e.i, fmt.Sprintf("fetch %+v", f))
 	tn.push(ev{at: tn.now + 200*time.Millisecond, kind: evFetchDone, to: e.i, qid: f.QID})
 }
 
 func (e env) Serve(s Serve) {
 	tn := e.tn
 	tn.served = append(tn.served, s)
-	tn.note(e.i, "serve")
+	tn.note(e.i, fmt.Sprintf("serve %+v", s))
 	if j, ok := tn.byID[s.To]; ok {
 		tn.push(ev{at: tn.now + tn.latency(e.i, j), kind: evObject, to: j, from: tn.nodes[e.i].ID(), qid: s.QID})
 	}
 }
 
-func (e env) Evict(Evict) { e.tn.note(e.i, "evict") }
+func (e env) Evict(ev Evict) { e.tn.note(e.i, fmt.Sprintf("evict %+v", ev)) }
 
 func (e env) Register(regs []host.Registration) {
-	e.tn.note(e.i, "register")
+	e.tn.note(e.i, fmt.Sprintf("register %+v", regs))
 	e.tn.push(ev{at: e.tn.now + bootLat, kind: evRegister, to: e.i, regs: regs})
 }
 
 func (e env) Entries(req EntryRequest) {
 	tn := e.tn
-	tn.note(e.i, "entries")
+	tn.note(e.i, fmt.Sprintf("entries %+v", req))
 	if tn.bootstrapDown {
 		return
 	}
@@ -140,7 +142,8 @@ func (e env) Entries(req EntryRequest) {
 
 func (e env) Answer(a Answer) {
 	e.tn.answers[qkey{e.i, a.QID}] = a
-	e.tn.note(e.i, "answer")
+	e.tn.at[qkey{e.i, a.QID}] = e.tn.now
+	e.tn.note(e.i, fmt.Sprintf("answer %+v", a))
 }
 
 func (tn *testNet) note(i int, what string) {
@@ -156,7 +159,7 @@ func newTestNet(t *testing.T, cfg Config, n int, seed uint64) *testNet {
 		t.Fatal(err)
 	}
 	tn := &testNet{t: t, cfg: cfg, byID: map[ids.PeerID]int{}, rnd: rand.New(rand.NewPCG(seed, 1)),
-		answers: map[qkey]Answer{}, reg: registry.New(layout), regs: make([][]host.Registration, n)}
+		answers: map[qkey]Answer{}, at: map[qkey]time.Duration{}, reg: registry.New(layout), regs: make([][]host.Registration, n)}
 	for i := 0; i < n; i++ {
 		var id ids.PeerID
 		for j := range id {
