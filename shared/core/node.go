@@ -361,4 +361,3 @@ func (n *Node) Indexes(key ids.Key, peer ids.PeerID) bool {
 	p := n.position(key)
 	return p != nil && p.index.Peer(peer) != nil
 }
-

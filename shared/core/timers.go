@@ -11,18 +11,18 @@ import (
 type timerKind uint8
 
 const (
-	tRequest   timerKind = iota // id: request id
-	tQuery                      // id: query id, seq: stage sequence
-	tGossip                     // site
-	tKeepalive                  // site
-	tStabilize                  // key (position)
-	tFixFinger                  // key
-	tRingCheck                  // key
-	tSummary                    // key
-	tExpire                     // key
-	tForward                    // key, id: forward id
-	tJoin                       // site: a delayed tryJoin
-	tEntryRetry                 // id: retry sequence; the backoff after a failed entry-point request ended
+	tRequest    timerKind = iota // id: request id
+	tQuery                       // id: query id, seq: stage sequence
+	tGossip                      // site
+	tKeepalive                   // site
+	tStabilize                   // key (position)
+	tFixFinger                   // key
+	tRingCheck                   // key
+	tSummary                     // key
+	tExpire                      // key
+	tForward                     // key, id: forward id
+	tJoin                        // site: a delayed tryJoin
+	tEntryRetry                  // id: retry sequence; the backoff after a failed entry-point request ended
 )
 
 type timer struct {

@@ -139,10 +139,10 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 	f.boot.init(w, registry.New(layout), cfg.Sites*k)
 	for i := 0; i < k; i++ {
 		f.parts = append(f.parts, &part{
-			id:    i,
-			tr:    newTraffic(flowerTraffic),
-			anom:  map[string]int64{},
-			rng:   rand.New(rand.NewPCG(cfg.Seed, streamFlower+uint64(i))),
+			id:      i,
+			tr:      newTraffic(flowerTraffic),
+			anom:    map[string]int64{},
+			rng:     rand.New(rand.NewPCG(cfg.Seed, streamFlower+uint64(i))),
 			pendQ:   map[qkey]int32{},
 			out:     make([][]cross, k),
 			issuing: -1,
@@ -485,4 +485,3 @@ func (f *flower) scheduleTick(pt *part, p int32, notBefore time.Duration) {
 	f.tickAt[p] = nt
 	pt.q.push(event{at: nt, kind: evTick, node: p, qid: uint64(f.tickVer[p])})
 }
-
