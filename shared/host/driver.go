@@ -74,17 +74,14 @@ func (d *Driver) begin() {
 	d.busy = true
 }
 
-// end performs the node's outputs, then leaves.
-func (d *Driver) end() {
-	defer func() { d.busy = false }()
-	d.drain()
-}
+func (d *Driver) end() { d.busy = false }
 
 // AddInterest is addInterest(ws).
 func (d *Driver) AddInterest(now time.Duration, site ids.SiteID) {
 	d.begin()
 	defer d.end()
 	d.node.AddInterest(now, site)
+	d.drain()
 }
 
 // RemoveInterest is removeInterest(ws).
@@ -92,6 +89,7 @@ func (d *Driver) RemoveInterest(now time.Duration, site ids.SiteID) {
 	d.begin()
 	defer d.end()
 	d.node.RemoveInterest(now, site)
+	d.drain()
 }
 
 // Query submits a query; its answer reaches the Answerer (at once for a
@@ -99,7 +97,9 @@ func (d *Driver) RemoveInterest(now time.Duration, site ids.SiteID) {
 func (d *Driver) Query(now time.Duration, site ids.SiteID, obj ids.ObjectID) uint64 {
 	d.begin()
 	defer d.end()
-	return d.node.Query(now, site, obj)
+	qid := d.node.Query(now, site, obj)
+	d.drain()
+	return qid
 }
 
 // Receive decodes one frame from peer from and gives it to the node. A frame
@@ -121,6 +121,7 @@ func (d *Driver) ReceiveMsg(now time.Duration, from ids.PeerID, m wire.Msg) {
 	defer d.end()
 	d.stats.MsgsReceived++
 	d.node.Receive(now, from, m)
+	d.drain()
 }
 
 // FetchDone reports the result of an Origin.Fetch.
@@ -128,6 +129,7 @@ func (d *Driver) FetchDone(now time.Duration, qid uint64, ok bool, obj core.Obje
 	d.begin()
 	defer d.end()
 	d.node.FetchDone(now, qid, ok, obj)
+	d.drain()
 }
 
 // Delivered reports a verified object from peer from for query qid.
@@ -135,6 +137,7 @@ func (d *Driver) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj c
 	d.begin()
 	defer d.end()
 	d.node.Delivered(now, qid, from, obj)
+	d.drain()
 }
 
 // DeliveryFailed reports that peer from's object for query qid did not
@@ -143,6 +146,7 @@ func (d *Driver) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, 
 	d.begin()
 	defer d.end()
 	d.node.DeliveryFailed(now, qid, from, why)
+	d.drain()
 }
 
 // Unreachable reports that a connection to peer failed or closed unasked.
@@ -150,6 +154,7 @@ func (d *Driver) Unreachable(now time.Duration, peer ids.PeerID) {
 	d.begin()
 	defer d.end()
 	d.node.Unreachable(now, peer)
+	d.drain()
 }
 
 // SetEntries answers a Bootstrap.Entries request.
@@ -157,6 +162,7 @@ func (d *Driver) SetEntries(now time.Duration, e core.Entries) {
 	d.begin()
 	defer d.end()
 	d.node.SetEntries(now, e)
+	d.drain()
 }
 
 // EntriesFailed reports that a Bootstrap.Entries request failed.
@@ -164,6 +170,7 @@ func (d *Driver) EntriesFailed(now time.Duration, site ids.SiteID) {
 	d.begin()
 	defer d.end()
 	d.node.EntriesFailed(now, site)
+	d.drain()
 }
 
 // Invalidate drops an object the host found stale or lost.
@@ -171,6 +178,7 @@ func (d *Driver) Invalidate(now time.Duration, site ids.SiteID, obj ids.ObjectID
 	d.begin()
 	defer d.end()
 	d.node.Invalidate(now, site, obj)
+	d.drain()
 }
 
 // Tick runs the node's timers due at now.
@@ -178,6 +186,7 @@ func (d *Driver) Tick(now time.Duration) {
 	d.begin()
 	defer d.end()
 	d.node.Tick(now)
+	d.drain()
 }
 
 // GoOffline takes the node off the network; its registrations are withdrawn.
@@ -185,6 +194,7 @@ func (d *Driver) GoOffline(now time.Duration) {
 	d.begin()
 	defer d.end()
 	d.node.GoOffline(now)
+	d.drain()
 }
 
 // Reconnect brings the node back; its registrations are declared again.
@@ -192,6 +202,7 @@ func (d *Driver) Reconnect(now time.Duration) {
 	d.begin()
 	defer d.end()
 	d.node.Reconnect(now)
+	d.drain()
 }
 
 // drain performs Ready batches until the node has nothing more to say.
