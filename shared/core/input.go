@@ -84,11 +84,14 @@ func (n *Node) RemoveInterest(now time.Duration, site ids.SiteID) {
 	n.ready.Persist = true
 }
 
-// Receive delivers a message from peer from.
+// Receive delivers a message from peer from. A message claiming to come
+// from the node itself is dropped: the node's messages to itself never cross
+// a network (they could only be forged, and a forged self-predecessor is one
+// that stabilization never checks).
 func (n *Node) Receive(now time.Duration, from ids.PeerID, m wire.Msg) {
 	n.enter(now)
 	defer n.leave()
-	if !n.online || m == nil || from.IsZero() {
+	if !n.online || m == nil || from.IsZero() || from == n.id {
 		return
 	}
 	n.handle(from, m)
