@@ -10,7 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +28,13 @@ type Config struct {
 	// endpoints (CORS), and peers may register only these sites. "*" allows
 	// every origin and site (development).
 	AllowedOrigins []string
+	// PublicNames are the host[:port] names clients dial this service by (as
+	// in their WebSocket URL). A peer's Hello signature must be made over one
+	// of them, never over the Host header the client sent, so that a hostile
+	// service cannot relay this service's challenge to a victim and present
+	// the victim's answer. Empty: Run derives them from its listeners when all
+	// are loopback (127.0.0.1:PORT, localhost:PORT), else Run fails.
+	PublicNames []string
 	// Landmarks are the landmark URLs peers time to find their locality.
 	Landmarks []string
 	// Localities is k: localities are in [0, k).
@@ -185,6 +195,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("allowed origin: %w", err))
 		}
 	}
+	for _, n := range c.PublicNames {
+		if _, err := CanonicalName(n); err != nil {
+			errs = append(errs, fmt.Errorf("public-names: %w", err))
+		}
+	}
 	if strings.ContainsAny(c.Subject, " .*>") {
 		errs = append(errs, fmt.Errorf("subject prefix %q: no spaces, dots or wildcards", c.Subject))
 	}
@@ -214,4 +229,63 @@ func CanonicalOrigin(s string) (string, error) {
 		host += ":" + port
 	}
 	return scheme + "://" + host, nil
+}
+
+// CanonicalName checks a public name, host[:port] as a client writes it in
+// its WebSocket URL (an IPv6 host in brackets), and returns it in lower case.
+func CanonicalName(s string) (string, error) {
+	name := strings.ToLower(strings.TrimSpace(s))
+	host, port := name, ""
+	if h, p, err := net.SplitHostPort(name); err == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
+		host = name[1 : len(name)-1]
+	}
+	switch {
+	case host == "":
+		return "", fmt.Errorf("public name %q: empty host", s)
+	case strings.ContainsAny(host, "/?#@ \t") || strings.Contains(name, "://"):
+		return "", fmt.Errorf("public name %q: want host[:port], no scheme, path or user", s)
+	case strings.Contains(host, ":") && net.ParseIP(host) == nil:
+		return "", fmt.Errorf("public name %q: bad IPv6 address (write [addr]:port)", s)
+	case strings.Contains(host, ":") && !strings.HasPrefix(name, "["):
+		return "", fmt.Errorf("public name %q: write an IPv6 address in brackets", s)
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("public name %q: port %q: want 1..65535", s, port)
+		}
+	}
+	return name, nil
+}
+
+// LoopbackNames derives the public names of a service whose listeners are
+// all on loopback addresses: IP:PORT and localhost:PORT for each. A
+// non-loopback listener is an error: such a service must be told the names
+// its clients dial (Config.PublicNames, --public-names).
+func LoopbackNames(addrs []net.Addr) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", a, err)
+		}
+		if !ap.Addr().Unmap().IsLoopback() {
+			return nil, fmt.Errorf("listening on %s, not a loopback address: set the public names clients dial (--public-names host[:port],...)", a)
+		}
+		port := strconv.Itoa(int(ap.Port()))
+		add(strings.ToLower(net.JoinHostPort(ap.Addr().Unmap().String(), port)))
+		add("localhost:" + port)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no listener to derive public names from")
+	}
+	return out, nil
 }

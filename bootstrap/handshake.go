@@ -104,12 +104,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(int64(s.cfg.MaxFrame + 1))
-	p, err := s.handshake(c, r.Host, ip, hj)
+	p, err := s.handshake(c, ip, hj)
 	if err != nil {
 		if p == nil { // else cleanup released it
 			s.ipl.release(ip)
 		}
-		s.log.Debug("handshake", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("handshake", "remote", r.RemoteAddr, "host", r.Host, "err", err)
 		return
 	}
 	switch {
@@ -126,7 +126,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // handshake sends the challenge, checks the Hello and registers the peer.
-func (s *Server) handshake(c *websocket.Conn, host string, ip netip.Addr, hj hijacked) (*peer, error) {
+func (s *Server) handshake(c *websocket.Conn, ip netip.Addr, hj hijacked) (*peer, error) {
 	// Deadlines on the socket rather than a context: the WebSocket library
 	// keeps the last context it was given, which would pin a timer context
 	// per idle peer.
@@ -180,7 +180,7 @@ func (s *Server) handshake(c *websocket.Conn, host string, ip netip.Addr, hj hij
 		return nil, reject(frame.CodeOutOfOrder, f.Type, "expected hello first", websocket.StatusPolicyViolation)
 	}
 	pub := ed25519.PublicKey(f.Key[:])
-	if !ed25519.Verify(pub, frame.AuthMessage(host, ch.Nonce), f.Sig[:]) {
+	if !s.verifyHello(pub, ch.Nonce, f.Sig[:]) {
 		return nil, reject(frame.CodeAuthFailed, frame.THello, "authentication failed: bad signature", websocket.StatusPolicyViolation)
 	}
 	p := &peer{
@@ -228,6 +228,19 @@ func (s *Server) handshake(c *websocket.Conn, host string, ip netip.Addr, hj hij
 	p.mu.Unlock()
 	s.log.Debug("peer connected", "peer", p.id.Short(), "remote", ip)
 	return p, nil
+}
+
+// verifyHello reports whether sig signs the challenge nonce for one of this
+// service's public names. The Host header the client sent is never used: a
+// hostile service that relays this service's nonce to a victim gets a
+// signature for its own name, which is worthless here.
+func (s *Server) verifyHello(pub ed25519.PublicKey, nonce [frame.NonceLen]byte, sig []byte) bool {
+	for _, name := range s.names {
+		if ed25519.Verify(pub, frame.AuthMessage(name, nonce), sig) {
+			return true
+		}
+	}
+	return false
 }
 
 // readMsg reads one message into buf. big reports a message longer than

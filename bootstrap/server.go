@@ -30,6 +30,8 @@ type Server struct {
 	log      *slog.Logger
 	instance string // random, names this instance on NATS
 
+	names []string // public names a Hello signature may be made for
+
 	allowAll     bool
 	allowOrigins map[string]bool
 	allowSites   map[ids.SiteID]bool
@@ -71,6 +73,10 @@ func New(cfg Config) (*Server, error) {
 		dir:          newDirectory(),
 		ipl:          newIPLimiter(cfg.IPConnRate, cfg.IPConnBurst, cfg.MaxPeersPerIP),
 	}
+	for _, n := range cfg.PublicNames {
+		c, _ := CanonicalName(n) // validated
+		s.names = append(s.names, c)
+	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
 			s.allowAll = true
@@ -111,7 +117,24 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Run serves on the listeners until ctx is cancelled, then shuts down
 // gracefully: it stops accepting, tells every peer to reconnect elsewhere
 // (GoAway, then a going-away close) and leaves NATS. It closes the listeners.
+// Without Config.PublicNames the listeners must all be loopback ones (see
+// LoopbackNames).
 func (s *Server) Run(ctx context.Context, lns []net.Listener) error {
+	if len(s.names) == 0 {
+		addrs := make([]net.Addr, len(lns))
+		for i, ln := range lns {
+			addrs[i] = ln.Addr()
+		}
+		names, err := LoopbackNames(addrs)
+		if err != nil {
+			for _, ln := range lns {
+				_ = ln.Close()
+			}
+			return fmt.Errorf("public names: %w", err)
+		}
+		s.names = names
+	}
+	s.log.Info("public names", "names", strings.Join(s.names, ","))
 	if s.cfg.NATSURL != "" {
 		cl, err := newCluster(s)
 		if err != nil {

@@ -2,10 +2,14 @@ package bootstrap_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,4 +132,71 @@ func TestUnknownTarget(t *testing.T) {
 		t.Fatalf("error about %s, want %s", f.Peer, b.ID)
 	}
 	ping(t, a, 1) // the sender stays connected
+}
+
+// recordConn copies what the client writes, to check what the server was sent.
+type recordConn struct {
+	net.Conn
+	mu  *sync.Mutex
+	out *bytes.Buffer
+}
+
+func (c recordConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(b)
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// A hostile service relays this service's nonce to a victim, who signs it for
+// the name it dialled (the hostile one's), and presents that Hello here with
+// the same Host header. The signature must bind this service's own public
+// names, never the Host the client chose: the relay is refused, and the
+// honest peer, dialling a configured name, is welcomed.
+func TestRelayedHelloRefused(t *testing.T) {
+	in := start(t, nil)
+	var mu sync.Mutex
+	var wire bytes.Buffer
+	forged := dialVia(in.addr, &mu, &wire) // evil.example resolves to the real service
+	_, err := client.Dial(ctxT(t), "ws://evil.example/v1/ws", client.Options{HTTPClient: forged})
+	mu.Lock()
+	sent := wire.String()
+	mu.Unlock()
+	if !strings.Contains(sent, "\r\nHost: evil.example\r\n") {
+		t.Fatalf("the forged request did not carry Host: evil.example:\n%s", sent)
+	}
+	var rej *client.ErrRejected
+	if !errors.As(err, &rej) || rej.Frame.Code != frame.CodeAuthFailed {
+		t.Fatalf("hello signed for evil.example (Host: evil.example): got %v, want an auth_failed rejection", err)
+	}
+	// Honest peers dial a configured name: the address, or localhost.
+	dial(t, in.ws(), client.Options{})
+	_, port, _ := net.SplitHostPort(in.addr)
+	dial(t, "ws://localhost:"+port+"/v1/ws", client.Options{})
+
+	// Configured names (here from the environment) replace the derived ones:
+	// a peer that dialled svc.example is welcomed, one that signed the
+	// listening address no longer is.
+	named := start(t, []string{"FLOWER_PUBLIC_NAMES=svc.example, Other.example:8443"})
+	dial(t, "ws://svc.example/v1/ws", client.Options{HTTPClient: dialVia(named.addr, &mu, &wire)})
+	dial(t, "ws://other.example:8443/v1/ws", client.Options{HTTPClient: dialVia(named.addr, &mu, &wire)})
+	_, err = client.Dial(ctxT(t), named.ws(), client.Options{})
+	if !errors.As(err, &rej) || rej.Frame.Code != frame.CodeAuthFailed {
+		t.Fatalf("hello signed for %s, not a public name: got %v, want auth_failed", named.addr, err)
+	}
+}
+
+// dialVia is an HTTP client that sends every request, whatever its URL's
+// host, to addr, recording what it writes in out.
+func dialVia(addr string, mu *sync.Mutex, out *bytes.Buffer) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, fmt.Errorf("dial %s: %w", addr, err)
+			}
+			return recordConn{Conn: c, mu: mu, out: out}, nil
+		},
+	}}
 }

@@ -493,8 +493,11 @@ func AppendSignal(dst []byte, to ids.PeerID, payload []byte) []byte {
 const AuthContext = "flower-cdn bootstrap auth v1"
 
 // AuthMessage is what a peer signs to answer a challenge: the domain prefix,
-// the host it dialled (as sent in its HTTP Host header, so that a signature
-// made for one service cannot be relayed to another) and the server nonce.
+// the name of the service it dialled (host[:port] of its WebSocket URL, in
+// lower case) and the server nonce. The service checks the signature against
+// its own configured public names, never against the Host header a client
+// sends, so a signature a hostile service obtains for its own name cannot be
+// relayed to the real one.
 func AuthMessage(host string, nonce [NonceLen]byte) []byte {
 	b := make([]byte, 0, len(AuthContext)+1+len(host)+1+NonceLen)
 	b = append(b, AuthContext...)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:7700", "comma-separated `addresses` to listen on (host:port; port 0 picks one)")
 	origins := fs.String("allow-origins", "*", "comma-separated website `origins` allowed to use this bootstrap (\"*\": any)")
+	publicNames := fs.String("public-names", "", "comma-separated host[:port] `names` clients dial this service by, as in their WebSocket URL (default: derived from --listen when every address is loopback; required otherwise)")
 	landmarks := fs.String("landmarks", "", "comma-separated landmark `URLs` for locality detection")
 	alternates := fs.String("alternates", "", "comma-separated WebSocket `URLs` of other instances, sent to peers at shutdown")
 	cfg := bootstrap.Config{}
@@ -103,6 +105,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(h)
 	cfg.Logger = log
 	cfg.AllowedOrigins = splitList(*origins)
+	cfg.PublicNames = splitList(*publicNames)
 	cfg.Landmarks = splitList(*landmarks)
 	cfg.Alternates = splitList(*alternates)
 	if *gogc != 0 {
@@ -129,6 +132,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	addrs := splitList(*listen)
 	if len(addrs) == 0 {
 		return errors.New("--listen: no address")
+	}
+	if len(cfg.PublicNames) == 0 {
+		for _, a := range addrs {
+			if err := loopbackListen(a); err != nil {
+				return err
+			}
+		}
 	}
 	var lns []net.Listener
 	for _, a := range addrs {
@@ -162,4 +172,20 @@ func applyEnv(fs *flag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// loopbackListen reports an error unless addr (host:port, as given to
+// --listen) is on a loopback address, where the public names can be derived.
+func loopbackListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %s is not a loopback address: set --public-names to the host[:port] names clients dial (they sign the name in their Hello)", addr)
 }
