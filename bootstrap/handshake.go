@@ -106,7 +106,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(int64(s.cfg.MaxFrame + 1))
 	p, err := s.handshake(c, ip, hj)
 	if err != nil {
-		if p == nil { // else cleanup released it
+		if p == nil { // else cleanup closed it and released its slot
+			// Every failure before Hello ends here (read error, timeout,
+			// garbage, oversized or refused Hello): the connection must be
+			// closed, not just forgotten, or its descriptor stays open
+			// while its per-IP slot is handed back.
+			_ = c.CloseNow()
 			s.ipl.release(ip)
 		}
 		s.log.Debug("handshake", "remote", r.RemoteAddr, "host", r.Host, "err", err)
