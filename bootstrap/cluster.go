@@ -21,8 +21,10 @@ import (
 // a reply subject <prefix>.inst.<instance>.nr.<from>.<to>; NATS answers that
 // reply with a "no responders" status when no instance holds the target (and
 // an instance that lost the target in a race answers it explicitly), which
-// becomes an unknown-target error frame for the sender. An instance that dies
-// takes its subscriptions with it.
+// becomes an unknown-target error frame for the sender. A target whose queue
+// has no room for that sender answers "busy" on the same reply subject, which
+// becomes a target_busy error frame, exactly as for a local sender. An
+// instance that dies takes its subscriptions with it.
 //
 // Directory: each instance publishes on <prefix>.dir the adds and removes of
 // its own directory peers, and every DirSnapshot all of them. Remote entries
@@ -46,6 +48,9 @@ const (
 	dirBye      = 4
 
 	dirChunk = 2000 // entries per snapshot message (26 bytes each)
+
+	// replyBusy answers a forwarded signal whose target had no room for it.
+	replyBusy = "busy"
 )
 
 func newCluster(s *Server) (*cluster, error) {
@@ -186,11 +191,20 @@ func (c *cluster) handle(m *nats.Msg) {
 		var from ids.PeerID
 		copy(from[:], m.Data)
 		c.s.m.relayIn.Inc()
-		if !c.s.deliverLocal(from, to, m.Data[ids.PeerIDLen:]) && m.Reply != "" {
-			_ = c.nc.Publish(m.Reply, nil) // gone: tell the sender's instance
+		switch c.s.deliverLocal(from, to, m.Data[ids.PeerIDLen:]) {
+		case relayGone: // tell the sender's instance
+			if m.Reply != "" {
+				_ = c.nc.Publish(m.Reply, nil)
+			}
+		case relayBusy: // the remote sender pays, as a local one would
+			c.s.m.relayBusy.Inc()
+			if m.Reply != "" {
+				_ = c.nc.Publish(m.Reply, []byte(replyBusy))
+			}
 		}
 	case strings.HasPrefix(subj, c.pfx+".inst."+c.inst+".nr."):
-		// "no responders" status or an explicit "gone": unknown target.
+		// A "no responders" status or an explicit "gone" (empty): unknown
+		// target; "busy": the target's queue had no room for the sender.
 		rest := strings.Split(subj[len(c.pfx+".inst."+c.inst+".nr."):], ".")
 		if len(rest) != 2 {
 			return
@@ -200,9 +214,16 @@ func (c *cluster) handle(m *nats.Msg) {
 		if err1 != nil || err2 != nil {
 			return
 		}
+		p := c.s.peers.get(from)
+		if string(m.Data) == replyBusy {
+			if p != nil {
+				p.sendError(frame.CodeTargetBusy, frame.TSignal, to, 0, targetBusyText)
+			}
+			return
+		}
 		c.s.m.relayUnknown.Inc()
-		if p := c.s.peers.get(from); p != nil {
-			p.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, "unknown target: no such peer connected")
+		if p != nil {
+			p.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, unknownTargetText)
 		}
 	case subj == c.pfx+".dir":
 		c.handleDir(m.Data)

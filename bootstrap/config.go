@@ -53,7 +53,13 @@ type Config struct {
 	IPConnBurst   int
 	MaxPeersPerIP int
 	// SendQueue (frames) and SendQueueBytes bound what waits to be written to
-	// one peer; past either, the peer is dropped as a slow reader.
+	// one peer. Signals relayed from other peers may fill three quarters of
+	// it, one sender an eighth of the bytes (at least one largest frame) and
+	// half of the frames; a signal that
+	// does not fit is refused and its sender gets a target_busy error, so
+	// traffic others send never costs a peer its connection. The peer's own
+	// answers (pongs, entries, errors) overflowing the queue drop it as a slow
+	// reader, and so does a write stuck past WriteTimeout.
 	SendQueue      int
 	SendQueueBytes int
 	// EntryMax caps n in entry-point requests.
@@ -181,8 +187,8 @@ func (c *Config) Validate() error {
 	if c.EntryMax < 1 || c.EntryMax > frame.MaxEntries {
 		errs = append(errs, fmt.Errorf("entry max %d: want 1..%d", c.EntryMax, frame.MaxEntries))
 	}
-	if c.SendQueue < 1 || c.SendQueueBytes < c.MaxFrame {
-		errs = append(errs, fmt.Errorf("send queue %d frames / %d bytes: want >= 1 frame and >= max frame bytes", c.SendQueue, c.SendQueueBytes))
+	if c.SendQueue < 4 || c.SendQueueBytes < 4*c.MaxFrame {
+		errs = append(errs, fmt.Errorf("send queue %d frames / %d bytes: want >= 4 frames and >= 4 x max frame bytes", c.SendQueue, c.SendQueueBytes))
 	}
 	if len(c.Alternates) > frame.MaxURLs {
 		errs = append(errs, fmt.Errorf("%d alternates: at most %d", len(c.Alternates), frame.MaxURLs))

@@ -93,68 +93,72 @@ func TestFloodIsRateLimited(t *testing.T) {
 	t.Logf("flood: %d sent, %d delivered in %s, %d rate-limit errors", flood, delivered, elapsed, errs)
 }
 
-// A peer that stops reading is dropped once its bounded send queue is full;
-// the server's memory does not follow the sender.
-func TestSlowReaderDropped(t *testing.T) {
+// A peer that never reads costs the server a bounded queue, and it is dropped
+// once a write to it is stuck past the write timeout. Meanwhile whoever keeps
+// signalling it is told it is busy (the sender pays, not the reader), and
+// then, once it is gone, that it is an unknown target. Server memory does not
+// follow the sender.
+func TestSlowReaderBounded(t *testing.T) {
+	const queueBytes = 262144
 	in := start(t, nil, "--peer-rate", "100000", "--peer-burst", "100000",
-		"--send-queue", "64", "--send-queue-bytes", "262144", "--write-timeout", "30s")
+		"--send-queue", "64", "--send-queue-bytes", fmt.Sprint(queueBytes), "--write-timeout", "3s")
 	slow := dial(t, in.ws(), client.Options{}) // never reads
 	sender := dial(t, in.ws(), client.Options{})
 	bystander := dial(t, in.ws(), client.Options{})
 	rssBefore := in.metric("process_resident_memory_bytes", "")
+	sFrames, sErr := recvAll(sender, 0)
 
 	payload := bytes.Repeat([]byte("s"), frame.MaxSignal)
-	// Watch the server's queued bytes while pushing; stop at the error.
 	maxQueued := 0.0
-	errc := make(chan frame.Frame, 1)
-	go func() {
-		ctx, cancel := contextWithTimeout(60 * time.Second)
-		defer cancel()
+	sent, busy, dropped := 0, 0, false
+	for !dropped {
+		if sent >= 20000 { // 320 MiB
+			t.Fatalf("after %d signals (%d busy) the slow reader is still connected", sent, busy)
+		}
+	drain:
 		for {
-			f, err := sender.Recv(ctx)
-			if err != nil {
-				close(errc)
-				return
-			}
-			if f.Type == frame.TError {
-				errc <- f
-				return
+			select {
+			case f, ok := <-sFrames:
+				switch {
+				case !ok:
+					t.Fatalf("sender connection failed: %v", <-sErr)
+				case f.Type == frame.TError && f.Code == frame.CodeTargetBusy && f.Peer == slow.ID:
+					busy++
+				case f.Type == frame.TError && f.Code == frame.CodeUnknownTarget && f.Peer == slow.ID:
+					dropped = true
+				default:
+					t.Fatalf("sender got %s %s about %s", f.Type, f.Code, f.Peer)
+				}
+			default:
+				break drain
 			}
 		}
-	}()
-	sent := 0
-	var gotErr frame.Frame
-push:
-	for sent < 20000 { // at most 320 MiB
-		select {
-		case f, ok := <-errc:
-			if !ok {
-				t.Fatal("sender connection failed")
-			}
-			gotErr = f
-			break push
-		default:
+		if dropped {
+			break
+		}
+		if busy > 0 {
+			time.Sleep(5 * time.Millisecond) // the queue is full: keep knocking, gently
 		}
 		if err := sender.Signal(ctxT(t), slow.ID, payload); err != nil {
 			t.Fatal(err)
 		}
 		sent++
-		if sent%200 == 0 {
+		if sent%50 == 0 {
 			maxQueued = max(maxQueued, in.metric("flower_bootstrap_send_queue_bytes", ""))
 		}
 	}
-	if gotErr.Code != frame.CodeUnknownTarget || gotErr.Peer != slow.ID {
-		t.Fatalf("after %d messages the sender got %+v; want unknown_target for the dropped slow reader", sent, gotErr)
+	if busy == 0 {
+		t.Fatalf("the slow reader was dropped after %d signals without its sender ever being told it is busy", sent)
 	}
 	if v := in.metric("flower_bootstrap_slow_reader_drops_total", ""); v != 1 {
 		t.Fatalf("slow_reader_drops_total = %v", v)
 	}
-	if maxQueued > 262144+float64(frame.MaxFrame) {
-		t.Fatalf("queued bytes reached %v, over the bound", maxQueued)
+	if maxQueued > queueBytes {
+		t.Fatalf("queued bytes reached %v, over the %d bound", maxQueued, queueBytes)
 	}
 	rssAfter := in.metric("process_resident_memory_bytes", "")
-	t.Logf("pushed %d x 16 KiB (%d MiB) before the drop; max queued %v B; RSS %0.f -> %0.f MiB",
-		sent, sent*len(payload)>>20, maxQueued, rssBefore/(1<<20), rssAfter/(1<<20))
+	t.Logf("pushed %d x 16 KiB (%d MiB), %d refused as busy, before the write timeout dropped the reader; max queued %v B; RSS %.0f -> %.0f MiB",
+		sent, sent*len(payload)>>20, busy, maxQueued, rssBefore/(1<<20), rssAfter/(1<<20))
 	if rssAfter-rssBefore > 64<<20 {
 		t.Fatalf("server RSS grew by %.0f MiB", (rssAfter-rssBefore)/(1<<20))
 	}
@@ -167,19 +171,15 @@ push:
 		}
 	}
 	// Everyone else is served (the sender first reads the errors for the
-	// messages it sent after the drop).
+	// signals still in flight).
 	if err := sender.Send(ctxT(t), &frame.Frame{Type: frame.TPing, ReqID: 2}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		f, err := sender.Recv(ctxT(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+	for f := range sFrames {
 		if f.Type == frame.TPong {
 			break
 		}
-		if f.Type != frame.TError || f.Code != frame.CodeUnknownTarget {
+		if f.Type != frame.TError || (f.Code != frame.CodeUnknownTarget && f.Code != frame.CodeTargetBusy) {
 			t.Fatalf("sender got %s %s", f.Type, f.Code)
 		}
 	}

@@ -41,10 +41,15 @@ type peer struct {
 	fd       int32 // the socket's descriptor (poller mode)
 
 	mu      sync.Mutex
-	q       [][]byte // frames waiting for the writer
-	qBytes  int      // queued + being written
-	writing bool     // a writer goroutine runs (or the handshake still writes)
-	closed  bool
+	q       []qItem // frames waiting for the writer
+	qFrames int     // queued + being written
+	qBytes  int     // queued + being written
+	// Relayed frames (queued + being written), all senders and per sender;
+	// see sendq.go.
+	relFrames, relBytes int
+	shares              []share
+	writing             bool // a writer goroutine runs (or the handshake still writes)
+	closed              bool
 
 	regs []frame.Reg // under mu
 
@@ -276,11 +281,20 @@ func (p *peer) setRegs(regs []frame.Reg, final bool) {
 }
 
 // relay delivers a signalling payload from p to the peer to, with the sender
-// stamped by the server.
+// stamped by the server. The sender, not the target, pays for a target whose
+// queue has no room: the signal is refused with target_busy.
 func (s *Server) relay(from *peer, to ids.PeerID, payload []byte) {
 	if t := s.peers.get(to); t != nil {
-		s.m.relayLocal.Inc()
-		t.enqueue(frame.AppendDeliver(make([]byte, 0, 2+ids.PeerIDLen+len(payload)), from.id, payload))
+		switch t.enqueueRelay(from.id, frame.AppendDeliver(make([]byte, 0, 2+ids.PeerIDLen+len(payload)), from.id, payload)) {
+		case relayQueued:
+			s.m.relayLocal.Inc()
+		case relayBusy:
+			s.m.relayBusy.Inc()
+			from.sendError(frame.CodeTargetBusy, frame.TSignal, to, 0, targetBusyText)
+		case relayGone:
+			s.m.relayUnknown.Inc()
+			from.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, unknownTargetText)
+		}
 		return
 	}
 	if s.cl != nil {
@@ -289,14 +303,19 @@ func (s *Server) relay(from *peer, to ids.PeerID, payload []byte) {
 		return
 	}
 	s.m.relayUnknown.Inc()
-	from.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, "unknown target: no such peer connected")
+	from.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, unknownTargetText)
 }
 
+const (
+	targetBusyText    = "target busy: no room for more of your signals to it; dropped, retry later"
+	unknownTargetText = "unknown target: no such peer connected"
+)
+
 // deliverLocal is relay's second half for a message that came over NATS.
-func (s *Server) deliverLocal(from, to ids.PeerID, payload []byte) bool {
+func (s *Server) deliverLocal(from, to ids.PeerID, payload []byte) relayResult {
 	t := s.peers.get(to)
 	if t == nil {
-		return false
+		return relayGone
 	}
-	return t.enqueue(frame.AppendDeliver(make([]byte, 0, 2+ids.PeerIDLen+len(payload)), from, payload))
+	return t.enqueueRelay(from, frame.AppendDeliver(make([]byte, 0, 2+ids.PeerIDLen+len(payload)), from, payload))
 }

@@ -39,6 +39,7 @@ type Server struct {
 	peers  peerTable
 	npeers atomic.Int64
 	queued atomic.Int64 // bytes in all send queues
+	caps   queueCaps
 	dir    *directory
 	ipl    *ipLimiter
 	m      *metrics
@@ -72,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 		allowSites:   make(map[ids.SiteID]bool),
 		dir:          newDirectory(),
 		ipl:          newIPLimiter(cfg.IPConnRate, cfg.IPConnBurst, cfg.MaxPeersPerIP),
+		caps:         newQueueCaps(cfg),
 	}
 	for _, n := range cfg.PublicNames {
 		c, _ := CanonicalName(n) // validated

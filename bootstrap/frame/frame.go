@@ -147,6 +147,7 @@ const (
 	CodeInternal      Code = 13 // a server-side failure
 	CodeReplaced      Code = 14 // the same peer id connected again
 	CodeIdle          Code = 15 // nothing received for too long
+	CodeTargetBusy    Code = 16 // the target's queue has no room for this sender's signal: dropped, retry later
 )
 
 func (c Code) String() string {
@@ -181,6 +182,8 @@ func (c Code) String() string {
 		return "replaced"
 	case CodeIdle:
 		return "idle"
+	case CodeTargetBusy:
+		return "target_busy"
 	}
 	return fmt.Sprintf("code_%d", uint16(c))
 }
