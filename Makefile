@@ -5,7 +5,7 @@ BIN      := bin
 GOFLAGS  ?=
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps
+.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps wasm-shared
 
 all: build
 
@@ -25,8 +25,12 @@ run: build
 sim: build
 	./$(BIN)/flower sim $(SIMFLAGS)
 
-test: vet
+# The shared packages also build for the browser (GOOS=js GOARCH=wasm).
+test: vet wasm-shared
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+wasm-shared:
+	GOOS=js GOARCH=wasm $(GO) build ./shared/...
 
 test-short:
 	$(GO) test -count=1 -short ./...

@@ -55,6 +55,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cacheMB := fs.Float64("cache-mb", float64(cfg.Core.CacheBytes)/(1<<20), "cache quota per website of interest, in MB (the baselines get the same total per peer)")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "simulated time allowed after the last query for in-flight ones to finish")
 	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "leave the first N queries out of the metrics")
+	fs.BoolVar(&cfg.Wire, "wire", false, "send every Flower-CDN message through the wire codec (same results, slower)")
 	fs.IntVar(&cfg.Buckets, "buckets", cfg.Buckets, "time buckets of the series (JSON and plot)")
 
 	cc := &cfg.Core

@@ -18,6 +18,7 @@ type item struct {
 	obj     ids.ObjectID
 	size    int64
 	expires time.Duration // 0: never
+	version uint64
 }
 
 // Cache is the cache of one website at one peer. Its methods are not safe
@@ -30,6 +31,9 @@ type Cache struct {
 	pending map[ids.ObjectID]bool // true: added, false: removed since last push
 	changes int
 	sum     *summary.Builder
+	// expiring counts the items with an expiry, so that ExpireBefore
+	// costs nothing in a cache without any.
+	expiring int
 }
 
 // NewCache returns an empty cache with a byte quota (0: unbounded) and the
@@ -83,25 +87,43 @@ func (c *Cache) Contains(obj ids.ObjectID) bool {
 	return ok
 }
 
-// Put stores obj (size bytes, expiring at expires, 0 = never) and evicts
-// least recently used objects past the quota, reporting each in evicted.
-// An object larger than the quota is not stored; Put reports whether obj
-// was stored.
+// Put stores obj (size bytes, expiring at expires, 0 = never) at version 0;
+// see PutVersion.
 func (c *Cache) Put(obj ids.ObjectID, size int64, expires time.Duration, evicted func(ids.ObjectID)) bool {
+	return c.PutVersion(obj, size, expires, 0, evicted)
+}
+
+// PutVersion stores obj (size bytes, expiring at expires, 0 = never) and
+// evicts least recently used objects past the quota, reporting each in
+// evicted. An object larger than the quota is not stored, and neither is an
+// older version than the one held (a cache keeps the highest version; an
+// equal one refreshes size and expiry). PutVersion reports whether obj was
+// stored.
+func (c *Cache) PutVersion(obj ids.ObjectID, size int64, expires time.Duration, version uint64, evicted func(ids.ObjectID)) bool {
+	if e, ok := c.items[obj]; ok && e.Value.(*item).version > version {
+		return false
+	}
 	if c.quota > 0 && size > c.quota {
 		if e, ok := c.items[obj]; ok {
 			c.remove(e) // the new version does not fit: drop the old one too
+			if evicted != nil {
+				evicted(obj)
+			}
 		}
 		return false
 	}
 	if e, ok := c.items[obj]; ok {
 		it := e.Value.(*item)
 		c.used += size - it.size
-		it.size, it.expires = size, expires
+		if (it.expires != 0) != (expires != 0) {
+			c.expiring += sign(expires) - sign(it.expires)
+		}
+		it.size, it.expires, it.version = size, expires, version
 		c.lru.MoveToFront(e)
 	} else {
-		c.items[obj] = c.lru.PushFront(&item{obj: obj, size: size, expires: expires})
+		c.items[obj] = c.lru.PushFront(&item{obj: obj, size: size, expires: expires, version: version})
 		c.used += size
+		c.expiring += sign(expires)
 		c.note(obj, true)
 		c.sum.Add(obj, len(c.items), c.all)
 	}
@@ -116,10 +138,49 @@ func (c *Cache) Put(obj ids.ObjectID, size int64, expires time.Duration, evicted
 	return true
 }
 
+func sign(d time.Duration) int {
+	if d != 0 {
+		return 1
+	}
+	return 0
+}
+
+// Remove drops obj (the host found it stale or lost its bytes). It reports
+// whether obj was cached.
+func (c *Cache) Remove(obj ids.ObjectID) bool {
+	e, ok := c.items[obj]
+	if ok {
+		c.remove(e)
+	}
+	return ok
+}
+
+// ExpireBefore drops every object whose expiry is at or before now,
+// reporting each in evicted, and returns how many it dropped.
+func (c *Cache) ExpireBefore(now time.Duration, evicted func(ids.ObjectID)) int {
+	if c.expiring == 0 {
+		return 0
+	}
+	n := 0
+	for e := c.lru.Front(); e != nil; {
+		next := e.Next()
+		if it := e.Value.(*item); it.expires != 0 && now >= it.expires {
+			c.remove(e)
+			n++
+			if evicted != nil {
+				evicted(it.obj)
+			}
+		}
+		e = next
+	}
+	return n
+}
+
 func (c *Cache) remove(e *list.Element) {
 	it := c.lru.Remove(e).(*item)
 	delete(c.items, it.obj)
 	c.used -= it.size
+	c.expiring -= sign(it.expires)
 	c.note(it.obj, false)
 	c.sum.Remove(len(c.items), c.all)
 }
@@ -176,4 +237,12 @@ func (c *Cache) Meta(obj ids.ObjectID) (size int64, expires time.Duration) {
 		return it.size, it.expires
 	}
 	return 0, 0
+}
+
+// Version returns the version of a cached object (0 when absent).
+func (c *Cache) Version(obj ids.ObjectID) uint64 {
+	if e, ok := c.items[obj]; ok {
+		return e.Value.(*item).version
+	}
+	return 0
 }

@@ -520,3 +520,57 @@ func TestSummaryPointerAndVersion(t *testing.T) {
 		t.Errorf("expiry kept the summary pointer or version")
 	}
 }
+
+func TestVersions(t *testing.T) {
+	c := NewCache(100, 0.01)
+	if !c.PutVersion(1, 10, 0, 5, nil) {
+		t.Fatal("first version refused")
+	}
+	if c.PutVersion(1, 20, 0, 4, nil) {
+		t.Error("an older version replaced a newer one")
+	}
+	if s, _ := c.Meta(1); s != 10 || c.Version(1) != 5 {
+		t.Errorf("after an older put: size %d version %d", s, c.Version(1))
+	}
+	if !c.PutVersion(1, 30, time.Minute, 5, nil) {
+		t.Error("the same version was not refreshed")
+	}
+	if !c.PutVersion(1, 40, 0, 9, nil) || c.Version(1) != 9 || c.Used() != 40 {
+		t.Errorf("newer version: version %d used %d", c.Version(1), c.Used())
+	}
+	// A newer version too large for the quota drops the old one, and says so.
+	var ev []ids.ObjectID
+	if c.PutVersion(1, 101, 0, 10, func(o ids.ObjectID) { ev = append(ev, o) }) {
+		t.Error("oversized object stored")
+	}
+	if c.Contains(1) || len(ev) != 1 || ev[0] != 1 || c.Used() != 0 {
+		t.Errorf("oversized new version: contains %v evicted %v used %d", c.Contains(1), ev, c.Used())
+	}
+}
+
+func TestExpireBeforeAndRemove(t *testing.T) {
+	c := NewCache(0, 0.01)
+	mustPut(t, c, 1, 10, time.Second, nil)
+	mustPut(t, c, 2, 10, 0, nil)
+	mustPut(t, c, 3, 10, 3*time.Second, nil)
+	c.TakeChanges()
+	var ev []ids.ObjectID
+	if n := c.ExpireBefore(2*time.Second, func(o ids.ObjectID) { ev = append(ev, o) }); n != 1 || len(ev) != 1 || ev[0] != 1 {
+		t.Fatalf("ExpireBefore: %d %v", n, ev)
+	}
+	if _, removed := c.TakeChanges(); len(removed) != 1 || removed[0] != 1 {
+		t.Errorf("expired object not a pending removal: %v", removed)
+	}
+	if !c.Remove(3) || c.Remove(3) || c.Contains(3) {
+		t.Error("Remove")
+	}
+	if n := c.ExpireBefore(time.Hour, nil); n != 0 || c.Len() != 1 {
+		t.Errorf("after removal ExpireBefore dropped %d, %d left", n, c.Len())
+	}
+	// Re-putting without expiry keeps the count right: nothing left to expire.
+	mustPut(t, c, 4, 10, time.Second, nil)
+	mustPut(t, c, 4, 10, 0, nil)
+	if n := c.ExpireBefore(time.Hour, nil); n != 0 || !c.Contains(4) {
+		t.Errorf("object whose expiry was lifted expired")
+	}
+}

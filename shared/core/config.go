@@ -74,6 +74,16 @@ type Config struct {
 	// MaxHops drops a routed message after this many hops.
 	MaxHops int
 
+	// EntryTimeout bounds the wait for an answer of the bootstrap service
+	// (Ready.EntryReqs); past it the request counts as failed.
+	EntryTimeout time.Duration
+	// EntryRetryMin and EntryRetryMax bound the backoff after a failed
+	// entry-point request: the wait doubles from min to max. While it lasts,
+	// queries that need entry points go to the origin at once.
+	EntryRetryMin, EntryRetryMax time.Duration
+	// EntryRandom is how many random D-ring members a request asks for.
+	EntryRandom int
+
 	// CacheBytes is the cache quota per website, in bytes.
 	CacheBytes int64
 
@@ -111,45 +121,63 @@ func DefaultConfig() Config {
 		LookupTimeout:      1200 * time.Millisecond,
 		LookupRetries:      2,
 		MaxHops:            64,
+		EntryTimeout:       2 * time.Second,
+		EntryRetryMin:      time.Second,
+		EntryRetryMax:      time.Minute,
+		EntryRandom:        4,
 		CacheBytes:         32 << 20,
 		PetalMaxPeers:      100,
 	}
 }
 
-// Validate reports the first parameter that is out of range.
+// Validate reports the first parameter that is out of range. Every
+// duration, period, count and size is checked: a zero period would be a
+// timer that never lets Tick return.
 func (c Config) Validate() error {
-	switch {
-	case c.Localities < 1 || c.Localities > 256:
-		return fmt.Errorf("config: Localities %d out of range [1,256]", c.Localities)
-	case c.InstanceBits < 0 || c.InstanceBits > 8:
-		return fmt.Errorf("config: InstanceBits %d out of range [0,8]", c.InstanceBits)
-	case c.ViewSize < 1 || c.ViewSize > 1000:
-		return fmt.Errorf("config: ViewSize %d out of range [1,1000]", c.ViewSize)
-	case c.GossipSubset < 1 || c.GossipSubset > c.ViewSize:
-		return fmt.Errorf("config: GossipSubset %d out of range [1,ViewSize=%d]", c.GossipSubset, c.ViewSize)
-	case c.GossipPeriod <= 0 || c.KeepalivePeriod <= 0 || c.StabilizePeriod <= 0 ||
-		c.FixFingersPeriod <= 0 || c.RingCheckPeriod <= 0 || c.SummaryPeriod <= 0:
-		return fmt.Errorf("config: every period must be positive")
-	case c.BloomFP < 0.001 || c.BloomFP >= 1:
-		return fmt.Errorf("config: BloomFP %g out of range [0.001,1)", c.BloomFP)
-	case c.PushThreshold < 1:
-		return fmt.Errorf("config: PushThreshold %d must be at least 1", c.PushThreshold)
-	case c.KeepaliveMisses < 1:
-		return fmt.Errorf("config: KeepaliveMisses %d must be at least 1", c.KeepaliveMisses)
-	case c.SuccessorListLen < 1 || c.SuccessorListLen > 32:
-		return fmt.Errorf("config: SuccessorListLen %d out of range [1,32]", c.SuccessorListLen)
-	case c.QueryTries < 0:
-		return fmt.Errorf("config: QueryTries %d must not be negative", c.QueryTries)
-	case c.RequestTimeout <= 0 || c.LookupTimeout <= 0 || c.MinTimeout <= 0 || c.RTTFactor < 1:
-		return fmt.Errorf("config: timeouts must be positive and RTTFactor at least 1")
-	case c.ForwardBudget < 0 || c.ReconnectTries < 1 || c.JoinJitter < 0:
-		return fmt.Errorf("config: ForwardBudget must not be negative and ReconnectTries must be at least 1")
-	case c.MaxHops < 1 || c.MaxHops > 255:
-		return fmt.Errorf("config: MaxHops %d out of range [1,255]", c.MaxHops)
-	case c.CacheBytes < 0:
-		return fmt.Errorf("config: CacheBytes %d must not be negative", c.CacheBytes)
-	case c.PetalMaxPeers < 2:
-		return fmt.Errorf("config: PetalMaxPeers %d must be at least 2", c.PetalMaxPeers)
+	type check struct {
+		ok   bool
+		name string
+		v    any
+		want string
+	}
+	checks := []check{
+		{c.Localities >= 1 && c.Localities <= 256, "Localities", c.Localities, "in [1,256]"},
+		{c.InstanceBits >= 0 && c.InstanceBits <= 8, "InstanceBits", c.InstanceBits, "in [0,8]"},
+		{c.ViewSize >= 1 && c.ViewSize <= 1000, "ViewSize", c.ViewSize, "in [1,1000]"},
+		{c.GossipSubset >= 1 && c.GossipSubset <= c.ViewSize, "GossipSubset", c.GossipSubset, fmt.Sprintf("in [1,ViewSize=%d]", c.ViewSize)},
+		{c.GossipPeriod > 0, "GossipPeriod", c.GossipPeriod, "positive"},
+		{c.BloomFP >= 0.001 && c.BloomFP < 1, "BloomFP", c.BloomFP, "in [0.001,1)"},
+		{c.PushThreshold >= 1, "PushThreshold", c.PushThreshold, "at least 1"},
+		{c.KeepalivePeriod > 0, "KeepalivePeriod", c.KeepalivePeriod, "positive"},
+		{c.KeepaliveMisses >= 1, "KeepaliveMisses", c.KeepaliveMisses, "at least 1"},
+		{c.SuccessorListLen >= 1 && c.SuccessorListLen <= 32, "SuccessorListLen", c.SuccessorListLen, "in [1,32]"},
+		{c.StabilizePeriod > 0, "StabilizePeriod", c.StabilizePeriod, "positive"},
+		{c.FixFingersPeriod > 0, "FixFingersPeriod", c.FixFingersPeriod, "positive"},
+		{c.RingCheckPeriod > 0, "RingCheckPeriod", c.RingCheckPeriod, "positive"},
+		{c.SummaryPeriod > 0, "SummaryPeriod", c.SummaryPeriod, "positive"},
+		{c.SummaryMinInterval > 0 && c.SummaryMinInterval <= c.SummaryPeriod, "SummaryMinInterval", c.SummaryMinInterval, "positive and at most SummaryPeriod"},
+		{c.SummaryChanges >= 1, "SummaryChanges", c.SummaryChanges, "at least 1"},
+		{c.QueryTries >= 0 && c.QueryTries <= c.ViewSize, "QueryTries", c.QueryTries, "in [0,ViewSize]"},
+		{c.RequestTimeout > 0, "RequestTimeout", c.RequestTimeout, "positive"},
+		{c.MinTimeout > 0 && c.MinTimeout <= c.RequestTimeout, "MinTimeout", c.MinTimeout, "positive and at most RequestTimeout"},
+		{c.RTTFactor >= 1 && c.RTTFactor <= 100, "RTTFactor", c.RTTFactor, "in [1,100]"},
+		{c.ForwardBudget > 0, "ForwardBudget", c.ForwardBudget, "positive"},
+		{c.ReconnectTries >= 1, "ReconnectTries", c.ReconnectTries, "at least 1"},
+		{c.JoinJitter >= 0, "JoinJitter", c.JoinJitter, "not negative"},
+		{c.LookupTimeout > 0, "LookupTimeout", c.LookupTimeout, "positive"},
+		{c.LookupRetries >= 0 && c.LookupRetries <= 16, "LookupRetries", c.LookupRetries, "in [0,16]"},
+		{c.MaxHops >= 1 && c.MaxHops <= 255, "MaxHops", c.MaxHops, "in [1,255]"},
+		{c.EntryTimeout > 0, "EntryTimeout", c.EntryTimeout, "positive"},
+		{c.EntryRetryMin > 0, "EntryRetryMin", c.EntryRetryMin, "positive"},
+		{c.EntryRetryMax >= c.EntryRetryMin, "EntryRetryMax", c.EntryRetryMax, "at least EntryRetryMin"},
+		{c.EntryRandom >= 1 && c.EntryRandom <= 16, "EntryRandom", c.EntryRandom, "in [1,16]"},
+		{c.CacheBytes >= 0, "CacheBytes", c.CacheBytes, "not negative (0: unbounded)"},
+		{c.PetalMaxPeers >= 2, "PetalMaxPeers", c.PetalMaxPeers, "at least 2"},
+	}
+	for _, k := range checks {
+		if !k.ok {
+			return fmt.Errorf("config: %s %v must be %s", k.name, k.v, k.want)
+		}
 	}
 	return nil
 }

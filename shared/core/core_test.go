@@ -1,10 +1,11 @@
-package core
+package core_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
+	. "github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
 )
 
@@ -284,7 +285,7 @@ func TestReconnectFromStoredView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.nodes[i] = nd
+	tn.replace(i, nd)
 	tn.online(i)
 	tn.run(tn.now + 2*time.Minute)
 	if r := nd.Role(site); r != RoleContent {

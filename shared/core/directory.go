@@ -104,7 +104,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.positions = append(n.positions, p)
 	slices.SortFunc(n.positions, func(a, b *position) int { return cmp.Compare(a.key, b.key) })
 	sp.dir = wire.DirInfo{Member: self, Gen: gen}
-	sp.joining = false
+	sp.join, sp.joinAt = joinIdle, 0
 	sp.pushReq = 0
 	// The directory indexes its own cache.
 	p.index.Apply(n.id, n.now, true, sp.cache.Objects(), nil)
@@ -116,7 +116,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.after(n.cfg.SummaryMinInterval, timer{kind: tSummary, key: key, id: p.epoch})
 	n.after(n.cfg.KeepalivePeriod, timer{kind: tExpire, key: key, id: p.epoch})
 	n.discover(p)
-	n.needSiteEntries(sp) // the bootstrap lists the other localities' directories
+	n.askEntries(sp.site) // the bootstrap lists the other localities' directories
 	// updateDir-info for the petal: tell the contacts at once that this
 	// peer is their directory now, rather than wait for gossip.
 	for _, e := range sp.view.Entries() {
@@ -198,7 +198,9 @@ func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
 		n.send(from, &wire.PushAck{Site: m.Site, Key: m.Key, OK: false, Dir: hint})
 		return
 	}
-	p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+	if !n.avoiding(from) {
+		p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+	}
 	n.deltaSoon(p)
 	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}
 	// PetalUp-CDN: after a split, a directory hands half of its content
@@ -265,7 +267,7 @@ func (n *Node) summaryRound(p *position) {
 	// or one that failed), look again every stabilization period.
 	if n.now-p.lastDiscover >= n.cfg.StabilizePeriod && n.missingLocalities(p) {
 		n.discover(p)
-		n.needSiteEntries(n.sites[p.site]) // the bootstrap lists them too
+		n.askEntries(p.site) // the bootstrap lists them too
 	}
 }
 

@@ -37,7 +37,7 @@ func (n *Node) dirQuery(p *position, m *wire.Query) {
 			n.initialGossip(sp, m.Origin)
 		}
 		if m.Mode != wire.QForward {
-			p.index.AddHolder(m.Obj, m.Origin, n.now)
+			n.addHolder(p, m.Obj, m.Origin)
 			n.deltaSoon(p)
 		}
 		return
@@ -61,7 +61,7 @@ func (n *Node) resolve(p *position, m *wire.Query, tried []ids.PeerID) {
 			n.send(h, &fw)
 			n.trackForward(p, m, h, tried)
 			if own && m.Origin != n.id {
-				p.index.AddHolder(m.Obj, m.Origin, n.now)
+				n.addHolder(p, m.Obj, m.Origin)
 			}
 			return
 		}
@@ -78,7 +78,7 @@ func (n *Node) resolve(p *position, m *wire.Query, tried []ids.PeerID) {
 				n.initialGossip(sp, m.Origin)
 			}
 			if m.Origin != n.id {
-				p.index.AddHolder(m.Obj, m.Origin, n.now)
+				n.addHolder(p, m.Obj, m.Origin)
 			}
 			return
 		}
@@ -87,7 +87,7 @@ func (n *Node) resolve(p *position, m *wire.Query, tried []ids.PeerID) {
 	if own && m.Origin != n.id {
 		// The originator fetches it from the origin now: index it at once so
 		// the petal's next query for it finds it.
-		p.index.AddHolder(m.Obj, m.Origin, n.now)
+		n.addHolder(p, m.Obj, m.Origin)
 		if m.NewClient {
 			nf.Dir = n.assignDir(p)
 			nf.View = n.viewFor(sp, p, m.Origin)

@@ -12,8 +12,8 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/flowercdn/flower/shared/content"
@@ -51,14 +51,8 @@ type Node struct {
 	timerSeq uint64
 	rtt      map[ids.PeerID]time.Duration
 
-	entries      []ids.Member
-	entriesKnown bool // SetEntryPoints answered since entries were last needed
-	entriesAt    time.Duration
-	entrySites   []ids.SiteID // websites whose petal directories were asked for
-	ringCheckDue bool
-	entriesAsked bool
-	waitQueries  []uint64
-	waitJoins    []ids.SiteID
+	ent     entryState                   // what the bootstrap service told us, and asking it
+	avoided map[ids.PeerID]time.Duration // peers that sent bad objects, until when
 
 	stats  Stats
 	nextID uint64
@@ -80,29 +74,61 @@ type shuffleKey struct {
 
 // sitePeer is the node's peer for one website.
 type sitePeer struct {
-	site       ids.SiteID
-	epoch      uint64
-	cache      *content.Cache
-	view       *gossip.View
-	dir        wire.DirInfo // dir-info
-	baseKey    ids.Key      // generateKey(ws, loc), instance 0
-	needFull   bool
-	pushReq    uint64
-	lastPush   time.Duration
-	joining    bool
-	joinAt     time.Duration // a delayed tryJoin is due (0: none)
-	joinTarget ids.Key
-	wasDir     ids.Key // the position held before going offline (0: none)
-	hadDir     bool
-	armed      bool
-	// reconnecting counts the stored-view contacts still being tried.
-	reconnecting int
-	reconnected  bool
-	// entriesAt is when the host last answered with this petal's directories.
-	entriesAt time.Duration
-	entriesOK bool
+	site    ids.SiteID
+	epoch   uint64
+	cache   *content.Cache
+	view    *gossip.View
+	dir     wire.DirInfo // dir-info
+	baseKey ids.Key      // generateKey(ws, loc), instance 0
+	// armed: the gossip and keepalive timers run for this epoch.
+	armed bool
+
+	// Push state.
+	needFull bool
+	pushReq  uint64
+	lastPush time.Duration
+
+	// tryJoin: see joinPhase.
+	join       joinPhase
+	joinAt     time.Duration // joinDelayed: when the tryJoin is due
+	joinTarget ids.Key       // the position tryJoin is for
+
+	// After the node comes back online: see returnPhase.
+	ret        returnPhase
+	wasDir     ids.Key // returnReclaim: the position held before going offline
+	rejoinLeft int     // returnRejoin: stored contacts still being tried
+
+	// petal is the bootstrap service's last answer about this petal.
+	petal petalEntries
 	// promotedDirs are the petal's directories named by a PetalUp promotion.
 	promotedDirs []ids.Member
+}
+
+// joinPhase is where a site peer stands in tryJoin(key).
+type joinPhase uint8
+
+const (
+	joinIdle    joinPhase = iota // no tryJoin under way
+	joinDelayed                  // tryJoin is due at joinAt (a lookup found the position vacant)
+	joinWaiting                  // tryJoin waits for entry points from the bootstrap service
+	joinRunning                  // FindSucc / Join in flight
+)
+
+// returnPhase is what a site peer does about its petal when the node comes
+// back online (the seed's reconnection rule).
+type returnPhase uint8
+
+const (
+	returnNone    returnPhase = iota
+	returnReclaim             // offline, was a directory: take wasDir back on return
+	returnRejoin              // back online, trying the contacts of the stored view
+)
+
+// petalEntries are the directories of a petal the bootstrap service listed.
+type petalEntries struct {
+	dirs []ids.Member
+	at   time.Duration
+	ok   bool // an answer arrived (dirs may be empty)
 }
 
 // position is a D-ring position this node holds: it is the directory peer
@@ -142,6 +168,7 @@ const (
 	reqPingPred
 	reqPingDir
 	reqPingRemote
+	reqEntries // an entry-point request to the host's bootstrap service
 )
 
 type request struct {
@@ -190,6 +217,7 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 		shuffles: make(map[shuffleKey]uint64),
 		rtt:      make(map[ids.PeerID]time.Duration),
 		stats:    Stats{Origin: make(map[string]int)},
+		ent:      entryState{reqs: make(map[ids.SiteID]uint64)},
 	}, nil
 }
 
@@ -197,10 +225,16 @@ func New(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand) (*Node, error) {
 type Stats struct {
 	// Origin counts origin fetches by the reason the query went there.
 	Origin map[string]int
+	// EntryFailures counts entry-point requests that failed or timed out.
+	EntryFailures int
 }
 
-// Stats returns the node's counters (the map is the node's own).
-func (n *Node) Stats() Stats { return n.stats }
+// Stats returns a copy of the node's counters.
+func (n *Node) Stats() Stats {
+	st := n.stats
+	st.Origin = maps.Clone(n.stats.Origin)
+	return st
+}
 
 // ID is the node's peer id.
 func (n *Node) ID() ids.PeerID { return n.id }
@@ -259,48 +293,6 @@ func (n *Node) send(to ids.PeerID, m wire.Msg) {
 }
 
 func envelope(to ids.PeerID, m wire.Msg) Envelope { return Envelope{To: to, Msg: m} }
-
-// AddInterest is addInterest(ws): the node takes part in website site as a
-// client until it joins a petal.
-func (n *Node) AddInterest(now time.Duration, site ids.SiteID) {
-	n.enter(now)
-	defer n.leave()
-	n.site(site)
-}
-
-func (n *Node) site(site ids.SiteID) *sitePeer {
-	if sp := n.sites[site]; sp != nil {
-		return sp
-	}
-	n.interest.AddInterest(site)
-	sp := &sitePeer{
-		site:    site,
-		epoch:   n.newID(),
-		cache:   content.NewCache(n.cfg.CacheBytes, n.cfg.BloomFP),
-		view:    gossip.NewView(n.cfg.ViewSize),
-		baseKey: n.layout.Key(site, n.loc, 0),
-	}
-	n.sites[site] = sp
-	n.ready.Roles = append(n.ready.Roles, RoleChange{Site: site, Role: RoleClient})
-	return sp
-}
-
-// RemoveInterest is removeInterest(ws): the node leaves the website,
-// dropping its cache and any directory position for it.
-func (n *Node) RemoveInterest(now time.Duration, site ids.SiteID) {
-	n.enter(now)
-	defer n.leave()
-	sp := n.sites[site]
-	if sp == nil {
-		return
-	}
-	for _, p := range n.positionsOf(site) {
-		n.dropPosition(p)
-	}
-	delete(n.sites, site)
-	n.interest.RemoveInterest(site)
-	n.ready.Roles = append(n.ready.Roles, RoleChange{Site: site, Role: RoleNone})
-}
 
 // Role returns the node's role for site.
 func (n *Node) Role(site ids.SiteID) Role { return n.interest.Role(site) }
@@ -368,333 +360,4 @@ func (n *Node) IndexPeers(key ids.Key) int {
 func (n *Node) Indexes(key ids.Key, peer ids.PeerID) bool {
 	p := n.position(key)
 	return p != nil && p.index.Peer(peer) != nil
-}
-
-// SetEntryPoints answers Ready.NeedEntries: live D-ring members from the
-// bootstrap service. An empty list means the ring is empty.
-func (n *Node) SetEntryPoints(now time.Duration, entries []ids.Member) {
-	n.enter(now)
-	defer n.leave()
-	n.entries = n.entries[:0]
-	for _, m := range entries {
-		if m.ID != n.id && !m.IsZero() {
-			n.entries = append(n.entries, m)
-		}
-	}
-	n.entriesKnown = true
-	n.entriesAsked = false
-	n.entriesAt = n.now
-	for _, site := range n.entrySites {
-		if sp := n.sites[site]; sp != nil {
-			sp.entriesAt, sp.entriesOK = n.now, true
-		}
-	}
-	n.entrySites = n.entrySites[:0]
-	// Directories of our websites in other localities that we did not know:
-	// start exchanging summaries with them (without waiting for D-ring).
-	for _, p := range n.positions {
-		for _, m := range n.entries {
-			if n.layout.SameSite(m.Key, p.site) && !n.samePetal(m.Key, p.key) && p.sums.Get(m.Key) == nil {
-				p.sums.Know(m, n.now)
-				n.send(m.ID, &wire.DirSummary{Site: p.site, From: p.ring.Self, Summary: p.index.Summary(),
-					Dirs: []ids.Member{p.ring.Self}})
-				n.pingRemote(m)
-			}
-		}
-	}
-	if !n.online {
-		return
-	}
-	qs := n.waitQueries
-	n.waitQueries = nil
-	for _, qid := range qs {
-		if q := n.queries[qid]; q != nil {
-			n.advance(q)
-		}
-	}
-	if n.ringCheckDue {
-		n.ringCheckDue = false
-		for _, p := range n.positions {
-			n.ringCheck(p)
-		}
-	}
-	js := n.waitJoins
-	n.waitJoins = nil
-	for _, site := range js {
-		if sp := n.sites[site]; sp != nil && sp.joining {
-			sp.joining = false
-			n.tryJoin(sp, n.joinKey(sp))
-		}
-	}
-}
-
-// entry picks a random entry point, asking the host for some when it has
-// none. ok false with ringEmpty true means the host said the ring is empty.
-func (n *Node) entry() (m ids.Member, ok, ringEmpty bool) {
-	if len(n.entries) > 0 {
-		return n.entries[n.rnd.IntN(len(n.entries))], true, false
-	}
-	if n.entriesKnown {
-		return ids.Member{}, false, true
-	}
-	n.needEntries()
-	return ids.Member{}, false, false
-}
-
-func (n *Node) needEntries() {
-	if !n.entriesAsked {
-		n.entriesAsked = true
-		n.ready.NeedEntries = true
-		n.ready.EntrySites = append(n.ready.EntrySites, n.entrySites...)
-	}
-}
-
-// needSiteEntries asks the host for the directory peers of sp's petal.
-func (n *Node) needSiteEntries(sp *sitePeer) {
-	if !slices.Contains(n.entrySites, sp.site) {
-		n.entrySites = append(n.entrySites, sp.site)
-		if n.entriesAsked {
-			n.ready.NeedEntries = true
-			n.ready.EntrySites = append(n.ready.EntrySites, sp.site)
-		}
-	}
-	n.needEntries()
-}
-
-// petalEntry returns an entry point that is a directory of sp's petal.
-func (n *Node) petalEntry(sp *sitePeer) (ids.Member, bool) {
-	for _, m := range n.entries {
-		if n.samePetal(m.Key, sp.baseKey) {
-			return m, true
-		}
-	}
-	return ids.Member{}, false
-}
-
-// dropEntry forgets an entry point that did not answer.
-func (n *Node) dropEntry(id ids.PeerID) {
-	for i, m := range n.entries {
-		if m.ID == id {
-			n.entries = append(n.entries[:i], n.entries[i+1:]...)
-			break
-		}
-	}
-	if len(n.entries) == 0 {
-		n.entriesKnown = false
-	}
-}
-
-func (n *Node) request(r *request, timeout time.Duration) uint64 {
-	r.id = n.newID()
-	r.at = n.now
-	n.reqs[r.id] = r
-	n.after(timeout, timer{kind: tRequest, id: r.id})
-	return r.id
-}
-
-// take removes and returns the outstanding request id of the given kind.
-func (n *Node) take(id uint64, kind reqKind) *request {
-	r := n.reqs[id]
-	if r == nil || r.kind != kind {
-		return nil
-	}
-	delete(n.reqs, id)
-	n.observeRTT(r.peer, n.now-r.at)
-	return r
-}
-
-func (n *Node) observeRTT(p ids.PeerID, d time.Duration) {
-	if p.IsZero() || p == n.id || d < 0 {
-		return
-	}
-	if len(n.rtt) > 4*n.cfg.ViewSize+64 {
-		clear(n.rtt)
-	}
-	if old, ok := n.rtt[p]; ok {
-		d = (3*old + d) / 4
-	}
-	n.rtt[p] = d
-}
-
-// timeoutFor is the request timeout towards p: a multiple of its RTT, or
-// RequestTimeout when the RTT is unknown.
-func (n *Node) timeoutFor(p ids.PeerID) time.Duration {
-	r, ok := n.rtt[p]
-	if !ok {
-		return n.cfg.RequestTimeout
-	}
-	return min(max(time.Duration(float64(r)*n.cfg.RTTFactor), n.cfg.MinTimeout), n.cfg.RequestTimeout)
-}
-
-func (n *Node) requestFailed(r *request) {
-	switch r.kind {
-	case reqShuffle:
-		n.shuffleFailed(r)
-	case reqPush:
-		n.pushFailed(r)
-	case reqJoinFind, reqJoin:
-		n.joinFailed(r)
-	case reqFinger, reqDiscover, reqRingCheck:
-		if r.kind == reqRingCheck {
-			n.dropEntry(r.peer)
-		}
-	case reqGetPred:
-		if p := n.position(r.key); p != nil {
-			p.ring.Remove(r.peer)
-		}
-	case reqPingPred:
-		if p := n.position(r.key); p != nil && p.ring.Pred.ID == r.peer {
-			p.ring.Pred = ids.Member{}
-		}
-	case reqPingDir:
-		n.dirDead(r)
-	}
-}
-
-// Receive delivers a message from peer from.
-func (n *Node) Receive(now time.Duration, from ids.PeerID, m wire.Msg) {
-	n.enter(now)
-	defer n.leave()
-	if !n.online || m == nil {
-		return
-	}
-	n.handle(from, m)
-}
-
-func (n *Node) handle(from ids.PeerID, m wire.Msg) {
-	switch m := m.(type) {
-	case *wire.Query:
-		n.onQuery(from, m)
-	case *wire.Miss:
-		n.onMiss(from, m)
-	case *wire.NotFound:
-		n.onNotFound(from, m)
-	case *wire.InitView:
-		n.onInitView(from, m)
-	case *wire.Shuffle:
-		n.onShuffle(from, m)
-	case *wire.Push:
-		n.onPush(from, m)
-	case *wire.PushAck:
-		n.onPushAck(from, m)
-	case *wire.DirSummary:
-		n.onDirSummary(from, m)
-	case *wire.FindSucc:
-		n.onFindSucc(from, m)
-	case *wire.FoundSucc:
-		n.onFoundSucc(from, m)
-	case *wire.GetPred:
-		n.onGetPred(from, m)
-	case *wire.PredReply:
-		n.onPredReply(from, m)
-	case *wire.Join:
-		n.onJoin(from, m)
-	case *wire.JoinReply:
-		n.onJoinReply(from, m)
-	case *wire.Notify:
-		n.onNotify(from, m)
-	case *wire.Ping:
-		n.onPing(from, m)
-	case *wire.Pong:
-		n.onPong(from, m)
-	case *wire.Promote:
-		n.onPromote(from, m)
-	case *wire.Served:
-		n.onServed(from, m)
-	}
-}
-
-// setRole is updateRole(ws, r).
-func (n *Node) setRole(sp *sitePeer, r Role, key ids.Key) {
-	if n.interest.UpdateRole(sp.site, r) {
-		n.ready.Roles = append(n.ready.Roles, RoleChange{Site: sp.site, Role: r, Key: key})
-		n.ready.Persist = true
-	}
-	if r == RoleContent || r == RoleDirectory {
-		n.armSite(sp)
-	}
-}
-
-func (n *Node) armSite(sp *sitePeer) {
-	if sp.armed || !n.online {
-		return
-	}
-	sp.armed = true
-	n.after(time.Duration(n.rnd.Int64N(int64(n.cfg.GossipPeriod)))+1, timer{kind: tGossip, site: sp.site, id: sp.epoch})
-	n.after(time.Duration(n.rnd.Int64N(int64(n.cfg.KeepalivePeriod)))+1, timer{kind: tKeepalive, site: sp.site, id: sp.epoch})
-}
-
-// GoOffline takes the node off the network (the user closed the browser).
-// Its stored state (cache, view, dir-info) is kept for Reconnect; pending
-// queries are aborted and reported as failed answers with Aborted set.
-func (n *Node) GoOffline(now time.Duration) {
-	n.enter(now)
-	defer n.leave()
-	if !n.online {
-		return
-	}
-	for _, qid := range sortedKeys(n.queries) {
-		q := n.queries[qid]
-		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Failed: true, Aborted: true})
-	}
-	clear(n.queries)
-	clear(n.fetching)
-	for _, p := range append([]*position(nil), n.positions...) {
-		sp := n.sites[p.site]
-		sp.wasDir, sp.hadDir = p.key, true
-		n.dropPosition(p)
-		n.setRole(sp, RoleContent, 0)
-	}
-	clear(n.reqs)
-	clear(n.shuffles)
-	n.timers = n.timers[:0]
-	n.selfq = n.selfq[:0]
-	n.waitQueries, n.waitJoins = nil, nil
-	n.entries, n.entriesKnown, n.entriesAsked = nil, false, false
-	n.entrySites = nil
-	n.ghosts = nil
-	for _, site := range n.interest.Sites() {
-		sp := n.sites[site]
-		sp.armed, sp.joining, sp.pushReq, sp.joinAt, sp.entriesOK = false, false, 0, 0, false
-		sp.reconnecting, sp.reconnected = 0, false
-		sp.epoch = n.newID()
-	}
-	n.online = false
-}
-
-// Reconnect brings the node back. Following the seed, each content peer
-// first tries the contacts of its stored view and only rejoins as a new
-// client when none answers; a former directory tries to take its position
-// back (tryJoin), or learns who holds it now.
-func (n *Node) Reconnect(now time.Duration) {
-	n.enter(now)
-	defer n.leave()
-	if n.online {
-		return
-	}
-	n.online = true
-	for _, site := range n.interest.Sites() {
-		sp := n.sites[site]
-		sp.needFull = true
-		if sp.hadDir {
-			sp.hadDir = false
-			n.armSite(sp)
-			n.tryJoin(sp, sp.wasDir)
-			continue
-		}
-		if n.Role(site) != RoleContent {
-			continue
-		}
-		n.armSite(sp)
-		n.rejoinPetal(sp)
-	}
-}
-
-func sortedKeys[V any](m map[uint64]V) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

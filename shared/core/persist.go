@@ -23,10 +23,13 @@ type SiteState struct {
 }
 
 // StoredObject is one cached object's metadata; the host keeps the bytes.
+// Expires is on the node's clock (see Object): a host whose clock restarts
+// (a new page load) rebases it before Restore.
 type StoredObject struct {
 	Obj     ids.ObjectID
 	Size    int64
 	Expires time.Duration
+	Version uint64
 }
 
 // State is a node's persistent state.
@@ -43,12 +46,12 @@ func (n *Node) Snapshot() State {
 		ss := SiteState{Site: site, Role: n.Role(site), Dir: sp.dir, View: sp.view.Contacts()}
 		if p := n.positionFor(site); p != nil {
 			ss.DirKey = p.key
-		} else if sp.hadDir {
+		} else if sp.ret == returnReclaim {
 			ss.DirKey = sp.wasDir
 		}
 		for _, obj := range sp.cache.Objects() {
 			size, exp := sp.cache.Meta(obj)
-			ss.Objects = append(ss.Objects, StoredObject{Obj: obj, Size: size, Expires: exp})
+			ss.Objects = append(ss.Objects, StoredObject{Obj: obj, Size: size, Expires: exp, Version: sp.cache.Version(obj)})
 		}
 		st.Sites = append(st.Sites, ss)
 	}
@@ -69,7 +72,7 @@ func Restore(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand, st State) (*Nod
 		}
 		sp := n.site(ss.Site)
 		for _, o := range ss.Objects {
-			sp.cache.Put(o.Obj, o.Size, o.Expires, nil)
+			sp.cache.PutVersion(o.Obj, o.Size, o.Expires, o.Version, nil)
 		}
 		sp.cache.TakeChanges()
 		for _, c := range ss.View {
@@ -80,7 +83,7 @@ func Restore(cfg Config, id ids.PeerID, loc int, rnd *rand.Rand, st State) (*Nod
 		sp.dir = ss.Dir
 		switch {
 		case ss.Role == RoleDirectory || ss.DirKey != 0:
-			sp.wasDir, sp.hadDir = ss.DirKey, true
+			sp.ret, sp.wasDir = returnReclaim, ss.DirKey
 			n.interest.UpdateRole(ss.Site, RoleContent)
 		case ss.Role == RoleContent:
 			n.interest.UpdateRole(ss.Site, RoleContent)

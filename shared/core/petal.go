@@ -76,6 +76,7 @@ func (n *Node) onShuffle(from ids.PeerID, m *wire.Shuffle) {
 		}
 		reply := sp.view.Sample(n.rnd, n.cfg.GossipSubset, from)
 		sp.view.Merge(n.id, m.View, reply)
+		n.purgeAvoided(sp)
 		sp.view.SetSummary(from, m.Summary)
 		n.send(from, &wire.Shuffle{Site: m.Site, Reply: true, Dir: sp.dir, View: reply, Summary: n.summaryFor(sp, from)})
 		n.gossipDir(sp, m.Dir)
@@ -92,6 +93,7 @@ func (n *Node) onShuffle(from ids.PeerID, m *wire.Shuffle) {
 		return
 	}
 	sp.view.Merge(n.id, m.View, r.sent)
+	n.purgeAvoided(sp)
 	if e := sp.view.Get(from); e != nil {
 		e.Age = 0
 	} else {
@@ -99,9 +101,9 @@ func (n *Node) onShuffle(from ids.PeerID, m *wire.Shuffle) {
 	}
 	sp.view.SetSummary(from, m.Summary)
 	n.gossipDir(sp, m.Dir)
-	if r.reconnect && !sp.reconnected {
+	if r.reconnect && sp.ret == returnRejoin {
 		// Gossip with a stored contact answered: back in the petal.
-		sp.reconnected = true
+		sp.ret, sp.rejoinLeft = returnNone, 0
 		n.push(sp)
 	}
 }
@@ -126,9 +128,10 @@ func (n *Node) shuffleFailed(r *request) {
 		return
 	}
 	sp.view.RemoveContact(r.peer) // removeContact: it did not answer
-	if r.reconnect && !sp.reconnected {
-		sp.reconnecting--
-		if sp.reconnecting <= 0 {
+	if r.reconnect && sp.ret == returnRejoin {
+		sp.rejoinLeft--
+		if sp.rejoinLeft <= 0 {
+			sp.ret = returnNone
 			n.rejoinAsClient(sp)
 		}
 	}
@@ -141,13 +144,12 @@ func (n *Node) rejoinPetal(sp *sitePeer) {
 		n.rejoinAsClient(sp)
 		return
 	}
-	sp.reconnected = false
-	sp.reconnecting = 0
+	sp.ret, sp.rejoinLeft = returnRejoin, 0
 	for i, c := range contacts {
 		if i >= n.cfg.ReconnectTries {
 			break
 		}
-		sp.reconnecting++
+		sp.rejoinLeft++
 		n.shuffleWith(sp, c.ID, true)
 	}
 }
@@ -166,6 +168,11 @@ func (n *Node) rejoinAsClient(sp *sitePeer) {
 // keepaliveRound sends a keepalive (carrying pending changes, if any) when
 // nothing was pushed during the last period.
 func (n *Node) keepaliveRound(sp *sitePeer) {
+	// Objects whose expiry passed leave the cache (and the directory's
+	// index, through the push or directly).
+	if sp.cache.ExpireBefore(n.now, n.evicted(sp)) > 0 {
+		n.cacheChanged(sp)
+	}
 	if n.Role(sp.site) != RoleContent {
 		return
 	}
@@ -177,7 +184,7 @@ func (n *Node) keepaliveRound(sp *sitePeer) {
 // push sends the cache changes (or everything, after a directory change) to
 // the directory; with no change it is a keepalive.
 func (n *Node) push(sp *sitePeer) {
-	if sp.pushReq != 0 || n.Role(sp.site) != RoleContent || sp.dir.Member.IsZero() || sp.joining {
+	if sp.pushReq != 0 || n.Role(sp.site) != RoleContent || sp.dir.Member.IsZero() || sp.join == joinRunning || sp.join == joinWaiting {
 		return
 	}
 	msg := &wire.Push{Site: sp.site, Key: sp.dir.Member.Key}

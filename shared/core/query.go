@@ -2,8 +2,6 @@ package core
 
 import (
 	"slices"
-
-	"github.com/flowercdn/flower/shared/dring"
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
@@ -130,10 +128,16 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 	// The bootstrap service lists the petal's directories (asked again once
 	// the answer is a RingCheckPeriod old): ask one of them directly; D-ring
 	// routes the query only when it lists none.
-	if !sp.entriesOK || n.now-sp.entriesAt > n.cfg.RingCheckPeriod {
-		n.needSiteEntries(sp)
-		n.waitForEntries(q)
-		return
+	if !sp.petal.ok || n.now-sp.petal.at > n.cfg.RingCheckPeriod {
+		if n.askEntries(sp.site) {
+			n.waitForEntries(q)
+			return
+		}
+		if !sp.petal.ok {
+			n.fetchOrigin(q, "no_entries")
+			return
+		}
+		// The service is unreachable: go by what it said last.
 	}
 	if d, ok := n.petalEntry(sp); ok && q.lookups == 0 {
 		n.sendLookup(q, sp, d.ID, d.Key, wire.QDir)
@@ -141,25 +145,24 @@ func (n *Node) lookup(q *query, sp *sitePeer) {
 	}
 	via := n.id // a node on D-ring routes from its own position
 	if len(n.positions) == 0 {
-		e, ok, empty := n.entry()
-		switch {
-		case empty:
-			// Nobody holds any position: this peer founds D-ring.
+		e, res := n.entry()
+		switch res {
+		case entryRingEmpty:
+			// The service said nobody holds any position: this peer
+			// founds D-ring.
 			n.tryJoin(sp, sp.baseKey)
 			n.fetchOrigin(q, "ring_empty")
 			return
-		case !ok:
+		case entryWait:
 			n.waitForEntries(q)
+			return
+		case entryUnavailable:
+			n.fetchOrigin(q, "no_entries")
 			return
 		}
 		via = e.ID
 	}
 	n.sendLookup(q, sp, via, sp.baseKey, wire.QLookup)
-}
-
-func (n *Node) waitForEntries(q *query) {
-	n.setStage(q, stageWait, 0)
-	n.waitQueries = append(n.waitQueries, q.qid)
 }
 
 func (n *Node) sendLookup(q *query, sp *sitePeer, to ids.PeerID, key ids.Key, mode wire.QueryMode) {
@@ -193,6 +196,9 @@ func (n *Node) nearest(cands []ids.PeerID) ids.PeerID {
 
 func (n *Node) queryTimeout(q *query) {
 	sp := n.sites[q.site]
+	if sp == nil {
+		return // cannot happen: RemoveInterest ends the site's queries
+	}
 	switch q.stage {
 	case stageAsk:
 		// removeContact: the contact did not answer in time.
@@ -302,14 +308,16 @@ func (n *Node) onInitView(from ids.PeerID, m *wire.InitView) {
 		return
 	}
 	n.learnDir(sp, m.Dir, m.View)
-	sp.view.AddContact(wire.Contact{ID: from})
+	if !n.avoiding(from) {
+		sp.view.AddContact(wire.Contact{ID: from})
+	}
 }
 
 // learnDir handles a directory's (or petal peer's) answer to a new client:
 // it takes dir-info and the initial view, and becomes a content peer.
 func (n *Node) learnDir(sp *sitePeer, d wire.DirInfo, view []wire.Contact) {
 	for _, c := range view {
-		if c.ID != n.id {
+		if c.ID != n.id && !n.avoiding(c.ID) {
 			sp.view.AddContact(c)
 		}
 	}
@@ -335,10 +343,10 @@ func (n *Node) updateDirInfo(sp *sitePeer, d wire.DirInfo) {
 	n.ready.Persist = true
 }
 
-// Delivered reports that the object of query qid arrived from peer from.
-// ok false means it failed verification (checkSignature): the sender is
-// avoided and the query goes to the origin.
-func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool, size int64) {
+// Delivered reports that the object of query qid arrived from peer from and
+// passed verification (checkSignature): the host has the bytes in hand. obj
+// says how long it stays fresh and which version it is.
+func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj Object) {
 	n.enter(now)
 	defer n.leave()
 	q := n.queries[qid]
@@ -346,9 +354,7 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 		return
 	}
 	sp := n.sites[q.site]
-	if !ok {
-		sp.view.RemoveContact(from)
-		n.fetchOrigin(q, "bad_object")
+	if sp == nil {
 		return
 	}
 	if q.stage == stageAsk && from == q.target {
@@ -356,11 +362,41 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, ok bool
 	}
 	delete(n.queries, qid)
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
-	n.store(sp, q.obj, size)
+	n.store(sp, q.obj, obj)
 }
 
-// FetchDone reports the result of an origin fetch asked for in Ready.Fetches.
-func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
+// DeliveryFailed reports that the object peer from was sending for query
+// qid did not arrive: the transfer broke off (FailTransfer: the query moves
+// on, to the next contact or the origin) or the bytes failed verification
+// (FailBadObject: the sender is avoided and the query goes to the origin).
+func (n *Node) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, why Failure) {
+	n.enter(now)
+	defer n.leave()
+	if !n.online {
+		return
+	}
+	if why == FailBadObject {
+		n.avoidPeer(from)
+	}
+	q := n.queries[qid]
+	if q == nil || q.stage == stageOrigin || n.sites[q.site] == nil {
+		return
+	}
+	switch {
+	case why == FailBadObject:
+		n.fetchOrigin(q, "bad_object")
+	case q.stage == stageAsk && from == q.target:
+		n.sites[q.site].view.RemoveContact(from)
+		n.advance(q)
+	default:
+		n.fetchOrigin(q, "transfer_failed")
+	}
+}
+
+// FetchDone reports the result of an origin fetch asked for in
+// Ready.Fetches: ok with the object's freshness and version, or not ok (the
+// origin failed too).
+func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, obj Object) {
 	n.enter(now)
 	defer n.leave()
 	q := n.queries[qid]
@@ -373,14 +409,14 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
 	}
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Hops: q.hops, Failed: !ok})
 	sp := n.sites[q.site]
-	if ok && n.online {
-		n.store(sp, q.obj, size)
+	if ok && n.online && sp != nil {
+		n.store(sp, q.obj, obj)
 	}
 	// Queries that arrived while the object was on its way.
 	for i := range q.waiters {
 		w := &q.waiters[i]
 		switch {
-		case ok && sp.cache.Contains(w.Obj):
+		case ok && sp != nil && sp.cache.Contains(w.Obj):
 			n.serve(sp, w)
 			if w.NewClient {
 				n.initialGossip(sp, w.Origin)
@@ -391,13 +427,37 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, size int64) {
 	}
 }
 
-// store caches a verified object and runs the push behaviour.
-func (n *Node) store(sp *sitePeer, obj ids.ObjectID, size int64) {
-	if !sp.cache.Put(obj, size, 0, n.evicted(sp)) {
+// Invalidate drops an object from the cache: the host found it stale (a
+// newer version at the origin) or lost its bytes.
+func (n *Node) Invalidate(now time.Duration, site ids.SiteID, obj ids.ObjectID) {
+	n.enter(now)
+	defer n.leave()
+	sp := n.sites[site]
+	if sp == nil || !sp.cache.Remove(obj) {
+		return
+	}
+	n.ready.Evicts = append(n.ready.Evicts, Evict{Site: site, Obj: obj})
+	n.cacheChanged(sp)
+}
+
+// store caches a verified object, unless it is already stale or older than
+// the version held, and runs the push behaviour.
+func (n *Node) store(sp *sitePeer, id ids.ObjectID, obj Object) {
+	if obj.Expires != 0 && obj.Expires <= n.now {
+		return
+	}
+	sp.cache.PutVersion(id, obj.Size, obj.Expires, obj.Version, n.evicted(sp))
+	n.cacheChanged(sp)
+}
+
+// cacheChanged tells the directory about cache changes: a directory indexes
+// its own cache directly, a content peer pushes once PushThreshold changes
+// accumulated.
+func (n *Node) cacheChanged(sp *sitePeer) {
+	if sp.cache.Changes() == 0 {
 		return
 	}
 	if p := n.positionFor(sp.site); p != nil {
-		// A directory indexes its own cache directly.
 		added, removed := sp.cache.TakeChanges()
 		p.index.Apply(n.id, n.now, false, added, removed)
 		return
@@ -405,159 +465,4 @@ func (n *Node) store(sp *sitePeer, obj ids.ObjectID, size int64) {
 	if sp.cache.Changes() >= n.cfg.PushThreshold {
 		n.push(sp)
 	}
-}
-
-// onQuery is processQuery(q) at the content and directory protocols of a
-// remote peer.
-func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
-	if int(m.Hops) > n.cfg.MaxHops {
-		return
-	}
-	switch m.Mode {
-	case wire.QAsk, wire.QServe:
-		sp := n.sites[m.Site]
-		has := sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp))
-		if !has && sp != nil {
-			// Being fetched from the origin right now (the directory
-			// learnt we would hold it): serve it as soon as it arrives.
-			if qid, ok := n.fetching[objKey{m.Site, m.Obj}]; ok && len(n.queries[qid].waiters) < maxWaiters {
-				q := n.queries[qid]
-				q.waiters = append(q.waiters, *m)
-				if m.Mode == wire.QServe {
-					n.send(from, &wire.Served{QID: m.QID, Origin: m.Origin})
-				}
-				return
-			}
-		}
-		switch {
-		case has && m.Mode == wire.QServe:
-			n.send(from, &wire.Served{QID: m.QID, Origin: m.Origin}) // to the directory
-		case !has && m.Mode == wire.QServe:
-			n.send(from, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj}) // the directory tries another
-			return
-		case !has:
-			n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
-			return
-		}
-		n.serve(sp, m)
-		if m.NewClient {
-			n.initialGossip(sp, m.Origin)
-		}
-	case wire.QLookup:
-		ring, live := n.routeRing(m.Key)
-		if ring == nil {
-			n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
-			return
-		}
-		next, final := ring.NextHop(m.Key)
-		if next == ring.Self {
-			if live != nil {
-				n.dirQuery(live, m)
-				return
-			}
-			// A former position's routing state says we were responsible:
-			// hand the query to its successor as the final hop.
-			next, final = n.ghostNext(ring), true
-			if next.ID == n.id {
-				n.send(m.Origin, &wire.Miss{QID: m.QID, Site: m.Site, Obj: m.Obj})
-				return
-			}
-		}
-		fw := *m
-		fw.Hops++
-		if final {
-			// The next member is the key's successor: it answers, whatever
-			// its own (possibly stale) predecessor says. No routing loops.
-			fw.Mode = wire.QDir
-		}
-		n.send(next.ID, &fw)
-	case wire.QDir, wire.QForward:
-		p := n.position(m.Key)
-		if p == nil && m.Mode == wire.QDir && int(m.Hops) < n.cfg.MaxHops {
-			// Not ours. If our predecessor lies in [key, us), the route used
-			// a stale successor pointer: hand the query back to it (each
-			// step strictly nearer the key) rather than call a held
-			// position vacant.
-			if q := n.succPosition(m.Key); q != nil {
-				if pred := q.ring.Pred; !pred.IsZero() && pred.ID != n.id &&
-					(pred.Key == m.Key || dring.Strictly(pred.Key, m.Key, q.key)) {
-					fw := *m
-					fw.Hops++
-					n.send(pred.ID, &fw)
-					return
-				}
-			}
-		}
-		if p == nil || p.site != m.Site {
-			var hint wire.DirInfo
-			if sp := n.sites[m.Site]; sp != nil && m.Mode == wire.QDir && sp.dir.Member.Key == m.Key && sp.dir.Member.ID != n.id {
-				hint = sp.dir
-			}
-			// Vacant unless we know who holds the position now.
-			n.send(m.Origin, &wire.NotFound{QID: m.QID, Site: m.Site, Obj: m.Obj, Key: m.Key,
-				Vacant: m.Mode == wire.QDir && hint.Member.IsZero(), Dir: hint})
-			return
-		}
-		n.dirQuery(p, m)
-	}
-}
-
-func (n *Node) serve(sp *sitePeer, m *wire.Query) {
-	n.ready.Serves = append(n.ready.Serves, Serve{QID: m.QID, Site: m.Site, Obj: m.Obj, To: m.Origin, Hops: int(m.Hops)})
-}
-
-// pickRemote chooses, among the other directories of the website whose
-// summary may hold obj, the nearest: same locality (PetalUp siblings) first,
-// then lowest measured RTT.
-func (n *Node) pickRemote(p *position, obj ids.ObjectID) (ids.Member, bool) {
-	var best ids.Member
-	bestScore := time.Duration(-1)
-	for _, d := range p.sums.Candidates(obj) {
-		if d.ID == n.id {
-			continue
-		}
-		score := n.cfg.RequestTimeout
-		if r, ok := n.rtt[d.ID]; ok {
-			score = r
-		}
-		if _, loc, _ := n.layout.Split(d.Key); loc == n.loc {
-			score = 0
-		}
-		if bestScore < 0 || score < bestScore {
-			best, bestScore = d, score
-		}
-	}
-	return best, bestScore >= 0
-}
-
-// initialGossip(c): hand a new client a subset of the view and dir-info.
-func (n *Node) initialGossip(sp *sitePeer, c ids.PeerID) {
-	d := sp.dir
-	if p := n.positionFor(sp.site); p != nil {
-		d = n.assignDir(p)
-	}
-	n.send(c, &wire.InitView{Site: sp.site, Dir: d, View: n.viewFor(sp, n.positionFor(sp.site), c)})
-}
-
-// viewFor returns a view subset for a new client: gossip contacts, topped
-// up from the directory index when the node is a directory.
-func (n *Node) viewFor(sp *sitePeer, p *position, exclude ids.PeerID) []wire.Contact {
-	v := sp.view.Sample(n.rnd, n.cfg.GossipSubset, exclude)
-	if p != nil && len(v) < n.cfg.GossipSubset {
-		peers := p.index.PeerIDs()
-		n.rnd.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-		for _, id := range peers {
-			if len(v) >= n.cfg.GossipSubset {
-				break
-			}
-			if id == exclude || id == n.id || slices.ContainsFunc(v, func(c wire.Contact) bool { return c.ID == id }) {
-				continue
-			}
-			v = append(v, wire.Contact{ID: id})
-		}
-	}
-	if sp.view.Len() > 0 || p != nil {
-		v = append(v, wire.Contact{ID: n.id})
-	}
-	return v
 }

@@ -1,6 +1,9 @@
 package core
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/interest"
 	"github.com/flowercdn/flower/shared/wire"
@@ -87,6 +90,60 @@ type RoleChange struct {
 	Key  ids.Key // the D-ring key when Role is RoleDirectory
 }
 
+// EntryRequest asks the host for entry points from the bootstrap service
+// (GET /v1/entry?site=&loc=&n=, or an EntryReq frame on its socket). The host
+// answers with Node.SetEntries, or with Node.EntriesFailed when the service
+// cannot be asked or does not answer; the node also gives up by itself after
+// Config.EntryTimeout.
+type EntryRequest struct {
+	Site ids.SiteID // the website whose directories are wanted; 0: random members only
+	Loc  int        // the node's locality
+	N    int        // random D-ring members wanted
+}
+
+// Entries is the bootstrap service's answer to an EntryRequest (see package
+// shared/registry, which computes it).
+type Entries struct {
+	Site   ids.SiteID   // as in the request
+	Local  []ids.Member // directories of Site in the asked locality (PetalUp instances included)
+	Remote []ids.Member // directories of Site in the other localities
+	Random []ids.Member // random live D-ring members of any website; none means D-ring is empty
+}
+
+// Object is what the host knows of an object it has in hand, from the origin
+// or from a peer (its signed statement, or the origin's Cache-Control).
+type Object struct {
+	Size int64
+	// Expires is when the object stops being fresh, on the node's clock
+	// (the host converts the statement's Unix time); 0: never.
+	Expires time.Duration
+	// Version orders versions of one URL: the cache keeps the highest.
+	Version uint64
+}
+
+// Failure says why an object a peer was to send did not arrive.
+type Failure uint8
+
+// Failures reported with Node.DeliveryFailed.
+const (
+	// FailTransfer: the transfer broke off (the connection failed or
+	// closed, the sender stalled or cancelled). The query moves on.
+	FailTransfer Failure = iota + 1
+	// FailBadObject: the bytes failed verification (signature, digest,
+	// URL, expiry). The sender is avoided and the query goes to the origin.
+	FailBadObject
+)
+
+func (f Failure) String() string {
+	switch f {
+	case FailTransfer:
+		return "transfer"
+	case FailBadObject:
+		return "bad_object"
+	}
+	return fmt.Sprintf("failure_%d", uint8(f))
+}
+
 // Ready is the batch of outputs a node produced since the last Advance.
 // The slices belong to the node: use them before calling Advance.
 type Ready struct {
@@ -96,20 +153,16 @@ type Ready struct {
 	Serves  []Serve
 	Evicts  []Evict
 	Roles   []RoleChange
-	// NeedEntries asks the host for D-ring entry points (SetEntryPoints):
-	// random live directory peers, plus, for each website in EntrySites,
-	// the live directory peers of that website in this node's locality
-	// (the bootstrap service's GET /v1/entry?site=&loc=).
-	NeedEntries bool
-	EntrySites  []ids.SiteID
+	// EntryReqs are requests for the bootstrap service (see EntryRequest).
+	EntryReqs []EntryRequest
 	// Persist says the state worth persisting changed (see Node.Snapshot).
 	Persist bool
 }
 
 // Empty reports whether the batch holds nothing.
 func (r *Ready) Empty() bool {
-	return len(r.EntrySites) == 0 && len(r.Msgs) == 0 && len(r.Answers) == 0 && len(r.Fetches) == 0 && len(r.Serves) == 0 &&
-		len(r.Evicts) == 0 && len(r.Roles) == 0 && !r.NeedEntries && !r.Persist
+	return len(r.EntryReqs) == 0 && len(r.Msgs) == 0 && len(r.Answers) == 0 && len(r.Fetches) == 0 && len(r.Serves) == 0 &&
+		len(r.Evicts) == 0 && len(r.Roles) == 0 && !r.Persist
 }
 
 func (r *Ready) reset() {
@@ -120,7 +173,6 @@ func (r *Ready) reset() {
 	r.Serves = r.Serves[:0]
 	r.Evicts = r.Evicts[:0]
 	r.Roles = r.Roles[:0]
-	r.NeedEntries = false
-	r.EntrySites = r.EntrySites[:0]
+	r.EntryReqs = r.EntryReqs[:0]
 	r.Persist = false
 }

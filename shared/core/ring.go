@@ -29,10 +29,10 @@ func (n *Node) findSucc(via ids.PeerID, r *request) {
 // position is free the node becomes its directory peer; if another peer
 // holds it, the node updates its dir-info.
 func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
-	if !n.online || sp.joining || n.position(key) != nil {
+	if !n.online || sp.join == joinRunning || sp.join == joinWaiting || n.position(key) != nil {
 		return
 	}
-	sp.joining = true
+	sp.join, sp.joinTarget, sp.joinAt = joinRunning, key, 0
 	n.joinAttempt(sp, key, 0)
 }
 
@@ -40,10 +40,10 @@ func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
 // that the many new clients that find one position vacant at once do not
 // all claim it: the first to join is found by the others.
 func (n *Node) joinLater(sp *sitePeer, key ids.Key) {
-	if sp.joinAt != 0 || sp.joining {
+	if sp.join != joinIdle {
 		return
 	}
-	sp.joinTarget = key
+	sp.join, sp.joinTarget = joinDelayed, key
 	sp.joinAt = n.now + n.jitter(n.cfg.JoinJitter) + 1
 	n.after(sp.joinAt-n.now, timer{kind: tJoin, site: sp.site, id: sp.epoch})
 }
@@ -51,24 +51,26 @@ func (n *Node) joinLater(sp *sitePeer, key ids.Key) {
 func (n *Node) joinAttempt(sp *sitePeer, key ids.Key, tries int) {
 	via := n.id
 	if len(n.positions) == 0 {
-		e, ok, empty := n.entry()
-		switch {
-		case empty:
-			// Nobody is on D-ring: found it.
+		e, res := n.entry()
+		switch res {
+		case entryRingEmpty:
+			// The bootstrap service said nobody is on D-ring: found it.
 			n.becomeDirectory(sp, key, ids.Member{}, nil, sp.dir.Gen+1)
 			return
-		case !ok:
-			n.waitJoins = append(n.waitJoins, sp.site)
+		case entryWait, entryUnavailable:
+			// Retried when the service answers (or after its backoff).
+			sp.join = joinWaiting
 			return
 		}
 		via = e.ID
 	}
+	sp.join = joinRunning
 	n.findSucc(via, &request{kind: reqJoinFind, site: sp.site, target: key, tries: tries})
 }
 
 func (n *Node) joinFailed(r *request) {
 	sp := n.sites[r.site]
-	if sp == nil || !sp.joining {
+	if sp == nil || sp.join != joinRunning {
 		return
 	}
 	if r.kind == reqJoinFind && r.peer != n.id {
@@ -78,12 +80,12 @@ func (n *Node) joinFailed(r *request) {
 		n.joinAttempt(sp, r.target, r.tries+1)
 		return
 	}
-	sp.joining = false // a later failure or query tries again
+	sp.join = joinIdle // a later failure or query tries again
 }
 
 // joinTaken: another peer holds the position: update dir-info, stay content.
 func (n *Node) joinTaken(sp *sitePeer, holder ids.Member) {
-	sp.joining = false
+	sp.join = joinIdle
 	if n.Role(sp.site) == RoleDirectory {
 		return
 	}
@@ -131,14 +133,14 @@ func (n *Node) onFoundSucc(from ids.PeerID, m *wire.FoundSucc) {
 	switch r.kind {
 	case reqJoinFind:
 		sp := n.sites[r.site]
-		if sp == nil || !sp.joining {
+		if sp == nil || sp.join != joinRunning {
 			return
 		}
 		switch {
 		case s.IsZero():
 			n.joinFailed(r)
 		case s.Key == r.target && s.ID == n.id:
-			sp.joining = false
+			sp.join = joinIdle
 		case s.Key == r.target:
 			n.joinTaken(sp, s)
 		default:
@@ -221,7 +223,7 @@ func (n *Node) onJoinReply(from ids.PeerID, m *wire.JoinReply) {
 		return
 	}
 	sp := n.sites[r.site]
-	if sp == nil || !sp.joining {
+	if sp == nil || sp.join != joinRunning {
 		return
 	}
 	switch {
@@ -266,7 +268,7 @@ func (n *Node) stabilize(p *position) {
 	succ := p.ring.Successor()
 	if succ == p.ring.Self {
 		if p.ring.Pred.IsZero() {
-			if len(n.entries) > 0 || !n.entriesKnown {
+			if len(n.ent.random) > 0 || !n.ent.known {
 				n.ringCheck(p) // lost track of the ring: look ourselves up
 			}
 			return
@@ -405,16 +407,16 @@ func (n *Node) fixFinger(p *position) {
 // if that ring knows a closer successor, adopt it. Rings that formed apart
 // (two peers founding D-ring at once) merge this way.
 func (n *Node) ringCheck(p *position) {
-	if n.now-n.entriesAt >= n.cfg.RingCheckPeriod/2 {
-		// Ask for fresh entry points; SetEntryPoints runs the check.
-		n.entriesKnown = false
-		n.entries = n.entries[:0]
-		n.ringCheckDue = true
-		n.needEntries()
+	if n.now-n.ent.at >= n.cfg.RingCheckPeriod/2 || !n.ent.known {
+		// Ask for fresh entry points; their answer runs the check.
+		n.ent.known = false
+		n.ent.random = n.ent.random[:0]
+		n.ent.ringCheckDue = true
+		n.askEntries(0)
 		return
 	}
-	e, ok, _ := n.entry()
-	if !ok || e.ID == n.id {
+	e, res := n.entry()
+	if res != entryOK || e.ID == n.id {
 		return
 	}
 	// Two lookups: the holder of our own key (a duplicate holder shows up

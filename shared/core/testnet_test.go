@@ -1,42 +1,72 @@
-package core
+package core_test
 
 import (
 	"container/heap"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	. "github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/host"
 	"github.com/flowercdn/flower/shared/ids"
-	"github.com/flowercdn/flower/shared/wire"
+	"github.com/flowercdn/flower/shared/keymgr"
+	"github.com/flowercdn/flower/shared/registry"
 )
 
-// testNet is a small deterministic host for core tests: fixed latencies,
-// an instantaneous bootstrap service, origin fetches that always succeed.
+// testNet is a small deterministic host for core tests, built on the host
+// driver like every other host: fixed latencies, a bootstrap service made of
+// the real registry (shared/registry) a round trip away, origin fetches that
+// always succeed. Every message crosses the wire codec.
 type testNet struct {
 	t       *testing.T
 	cfg     Config
 	now     time.Duration
 	nodes   []*Node
+	drv     []*host.Driver
 	byID    map[ids.PeerID]int
 	q       evHeap
 	seq     uint64
 	rnd     *rand.Rand
 	answers map[qkey]Answer
+	at      map[qkey]time.Duration // when each answer came
 	served  []Serve
-	dirs    map[ids.Key]ids.PeerID // live directory positions as the bootstrap sees them
+	reg     *registry.Registry
+	regs    [][]host.Registration // what each node registered, as the registry has it
 	msgs    int
 	fetched map[[2]uint64]int // origin fetches per (site, object), when not nil
+	// bootstrapDown: entry-point requests are never answered (the service
+	// is unreachable and the host does not even notice).
+	bootstrapDown bool
+	// record, when set, sees every batch of outputs in order.
+	record func(node int, what string)
 }
 
+const bootLat = 20 * time.Millisecond
+
+type evKind uint8
+
+const (
+	evDeliver   evKind = iota // frame from `from` to node `to`
+	evTick                    // node's timers
+	evFetchDone               // origin fetch of qid done
+	evObject                  // object of qid from `from` arrives
+	evEntries                 // bootstrap answer arrives
+	evRegister                // registration set reaches the bootstrap
+)
+
 type ev struct {
-	at   time.Duration
-	seq  uint64
-	kind int // 0 deliver, 1 tick, 2 fetch done, 3 delivered
-	to   int
-	from ids.PeerID
-	msg  wire.Msg
-	qid  uint64
+	at    time.Duration
+	seq   uint64
+	kind  evKind
+	to    int
+	from  ids.PeerID
+	frame []byte
+	qid   uint64
+	req   EntryRequest
+	ent   *Entries // evEntries: nil while the request travels to the service
+	regs  []host.Registration
 }
 
 type evHeap []ev
@@ -57,10 +87,79 @@ func (h *evHeap) Pop() any {
 	return e
 }
 
+// env is node i's side of the test network: the host.Env implementation.
+type env struct {
+	tn *testNet
+	i  int
+}
+
+func (e env) Send(to ids.PeerID, frame []byte) {
+	tn := e.tn
+	j, ok := tn.byID[to]
+	if !ok {
+		return
+	}
+	tn.msgs++
+	tn.note(e.i, fmt.Sprintf("msg %s %x", to.Short(), frame))
+	tn.push(ev{at: tn.now + tn.latency(e.i, j), kind: evDeliver, to: j, from: tn.nodes[e.i].ID(), frame: frame})
+}
+
+func (e env) Fetch(f Fetch) {
+	tn := e.tn
+	if tn.fetched != nil {
+		tn.fetched[[2]uint64{uint64(f.Site), uint64(f.Obj)}]++
+	}
+	tn.note(e.i, fmt.Sprintf("fetch %+v", f))
+	tn.push(ev{at: tn.now + 200*time.Millisecond, kind: evFetchDone, to: e.i, qid: f.QID})
+}
+
+func (e env) Serve(s Serve) {
+	tn := e.tn
+	tn.served = append(tn.served, s)
+	tn.note(e.i, fmt.Sprintf("serve %+v", s))
+	if j, ok := tn.byID[s.To]; ok {
+		tn.push(ev{at: tn.now + tn.latency(e.i, j), kind: evObject, to: j, from: tn.nodes[e.i].ID(), qid: s.QID})
+	}
+}
+
+func (e env) Evict(ev Evict) { e.tn.note(e.i, fmt.Sprintf("evict %+v", ev)) }
+
+func (e env) Register(regs []host.Registration) {
+	e.tn.note(e.i, fmt.Sprintf("register %+v", regs))
+	e.tn.push(ev{at: e.tn.now + bootLat, kind: evRegister, to: e.i, regs: regs})
+}
+
+func (e env) Entries(req EntryRequest) {
+	tn := e.tn
+	tn.note(e.i, fmt.Sprintf("entries %+v", req))
+	if tn.bootstrapDown {
+		return
+	}
+	// The service answers from what was registered when the request
+	// reaches it, one way later; the answer takes one way back.
+	tn.push(ev{at: tn.now + bootLat, kind: evEntries, to: e.i, req: req})
+}
+
+func (e env) Answer(a Answer) {
+	e.tn.answers[qkey{e.i, a.QID}] = a
+	e.tn.at[qkey{e.i, a.QID}] = e.tn.now
+	e.tn.note(e.i, fmt.Sprintf("answer %+v", a))
+}
+
+func (tn *testNet) note(i int, what string) {
+	if tn.record != nil {
+		tn.record(i, what)
+	}
+}
+
 func newTestNet(t *testing.T, cfg Config, n int, seed uint64) *testNet {
 	t.Helper()
+	layout, err := keymgr.NewLayout(cfg.Localities, cfg.InstanceBits)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tn := &testNet{t: t, cfg: cfg, byID: map[ids.PeerID]int{}, rnd: rand.New(rand.NewPCG(seed, 1)),
-		answers: map[qkey]Answer{}, dirs: map[ids.Key]ids.PeerID{}}
+		answers: map[qkey]Answer{}, at: map[qkey]time.Duration{}, reg: registry.New(layout), regs: make([][]host.Registration, n)}
 	for i := 0; i < n; i++ {
 		var id ids.PeerID
 		for j := range id {
@@ -71,13 +170,25 @@ func newTestNet(t *testing.T, cfg Config, n int, seed uint64) *testNet {
 			t.Fatal(err)
 		}
 		tn.byID[id] = i
-		tn.nodes = append(tn.nodes, nd)
+		tn.nodes = append(tn.nodes, nil)
+		tn.drv = append(tn.drv, nil)
+		tn.replace(i, nd)
 	}
 	return tn
 }
 
+// replace makes nd node i (a restored node after a restart).
+func (tn *testNet) replace(i int, nd *Node) {
+	e := env{tn, i}
+	d, err := host.New(nd, host.Env{Transport: e, Origin: e, Objects: e, Bootstrap: e, Answerer: e}, host.Options{})
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.nodes[i], tn.drv[i] = nd, d
+}
+
 func (tn *testNet) latency(a, b int) time.Duration {
-	if tn.nodes[a].loc == tn.nodes[b].loc {
+	if tn.nodes[a].Locality() == tn.nodes[b].Locality() {
 		return 10 * time.Millisecond
 	}
 	return 100 * time.Millisecond
@@ -89,70 +200,10 @@ func (tn *testNet) push(e ev) {
 	heap.Push(&tn.q, e)
 }
 
-// drain processes node i's Ready batch.
-func (tn *testNet) drain(i int) {
-	nd := tn.nodes[i]
-	rd := nd.Ready()
-	for _, e := range rd.Msgs {
-		j, ok := tn.byID[e.To]
-		if !ok {
-			continue
-		}
-		tn.msgs++
-		// Everything the core sends must fit the wire format.
-		if _, err := wire.Encode(e.Msg); err != nil {
-			tn.t.Fatalf("node %d sent a message the wire refuses: %v", i, err)
-		}
-		tn.push(ev{at: tn.now + tn.latency(i, j), kind: 0, to: j, from: nd.id, msg: e.Msg})
-	}
-	for _, a := range rd.Answers {
-		tn.answers[qkey{i, a.QID}] = a
-	}
-	for _, f := range rd.Fetches {
-		if tn.fetched != nil {
-			tn.fetched[[2]uint64{uint64(f.Site), uint64(f.Obj)}]++
-		}
-		tn.push(ev{at: tn.now + 200*time.Millisecond, kind: 2, to: i, qid: f.QID})
-	}
-	for _, s := range rd.Serves {
-		tn.served = append(tn.served, s)
-		j := tn.byID[s.To]
-		tn.push(ev{at: tn.now + tn.latency(i, j), kind: 3, to: j, from: nd.id, qid: s.QID})
-	}
-	for _, r := range rd.Roles {
-		for k, id := range tn.dirs {
-			if id == nd.id && !slices.Contains(nd.DirKeys(), k) {
-				delete(tn.dirs, k)
-			}
-		}
-		if r.Role == RoleDirectory {
-			tn.dirs[r.Key] = nd.id
-		}
-	}
-	needEntries := rd.NeedEntries
-	nd.Advance()
-	if needEntries {
-		var es []ids.Member
-		keys := make([]ids.Key, 0, len(tn.dirs))
-		for k := range tn.dirs {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if tn.nodes[tn.byID[tn.dirs[k]]].Online() {
-				es = append(es, ids.Member{Key: k, ID: tn.dirs[k]})
-			}
-		}
-		tn.rnd.Shuffle(len(es), func(a, b int) { es[a], es[b] = es[b], es[a] })
-		if len(es) > 4 {
-			es = es[:4]
-		}
-		nd.SetEntryPoints(tn.now, es)
-		tn.drain(i)
-		return
-	}
-	if nt := nd.NextTick(); nt >= 0 {
-		tn.push(ev{at: max(nt, tn.now), kind: 1, to: i})
+// after schedules node i's next tick after an input.
+func (tn *testNet) after(i int) {
+	if nt := tn.drv[i].NextTick(); nt >= 0 {
+		tn.push(ev{at: max(nt, tn.now), kind: evTick, to: i})
 	}
 }
 
@@ -163,9 +214,27 @@ type qkey struct {
 }
 
 func (tn *testNet) query(i int, site ids.SiteID, obj ids.ObjectID) qkey {
-	qid := tn.nodes[i].Query(tn.now, site, obj)
-	tn.drain(i)
+	qid := tn.drv[i].Query(tn.now, site, obj)
+	tn.after(i)
 	return qkey{i, qid}
+}
+
+// register applies node i's new registration set to the registry.
+func (tn *testNet) register(i int, regs []host.Registration) {
+	id := tn.nodes[i].ID()
+	for _, r := range tn.regs[i] {
+		if r.Role == RoleDirectory && !slices.Contains(regs, r) {
+			tn.reg.Remove(ids.Member{Key: r.Key, ID: id}, 0)
+		}
+	}
+	for _, r := range regs {
+		if r.Role == RoleDirectory && !slices.Contains(tn.regs[i], r) {
+			if err := tn.reg.Add(ids.Member{Key: r.Key, ID: id}, 0, 0); err != nil {
+				tn.t.Fatal(err)
+			}
+		}
+	}
+	tn.regs[i] = regs
 }
 
 // run processes events until time until.
@@ -173,36 +242,51 @@ func (tn *testNet) run(until time.Duration) {
 	for len(tn.q) > 0 && tn.q[0].at <= until {
 		e := heap.Pop(&tn.q).(ev)
 		tn.now = e.at
-		nd := tn.nodes[e.to]
+		if e.kind == evRegister {
+			tn.register(e.to, e.regs)
+			continue
+		}
+		nd, d := tn.nodes[e.to], tn.drv[e.to]
 		if !nd.Online() {
 			continue
 		}
 		switch e.kind {
-		case 0:
-			nd.Receive(tn.now, e.from, e.msg)
-		case 1:
-			if nt := nd.NextTick(); nt < 0 || nt > tn.now {
+		case evDeliver:
+			if err := d.Receive(tn.now, e.from, e.frame); err != nil {
+				tn.t.Fatalf("node %d: %v", e.to, err)
+			}
+		case evTick:
+			if nt := d.NextTick(); nt < 0 || nt > tn.now {
 				continue
 			}
-			nd.Tick(tn.now)
-		case 2:
-			nd.FetchDone(tn.now, e.qid, true, 1000)
-		case 3:
-			nd.Delivered(tn.now, e.qid, e.from, true, 1000)
+			d.Tick(tn.now)
+		case evFetchDone:
+			d.FetchDone(tn.now, e.qid, true, Object{Size: 1000})
+		case evObject:
+			d.Delivered(tn.now, e.qid, e.from, Object{Size: 1000})
+		case evEntries:
+			if e.ent == nil {
+				// The request reached the service: it answers from what
+				// was registered by now.
+				a := tn.reg.Entries(registry.Query{Site: e.req.Site, Loc: e.req.Loc, N: e.req.N, Exclude: nd.ID()}, tn.rnd, 0)
+				tn.push(ev{at: tn.now + bootLat, kind: evEntries, to: e.to,
+					ent: &Entries{Site: e.req.Site, Local: a.Local, Remote: a.Remote, Random: a.Random}})
+				continue
+			}
+			d.SetEntries(tn.now, *e.ent)
 		}
-		tn.drain(e.to)
+		tn.after(e.to)
 	}
 	tn.now = until
 }
 
 func (tn *testNet) offline(i int) {
-	tn.nodes[i].GoOffline(tn.now)
-	tn.drain(i)
+	tn.drv[i].GoOffline(tn.now)
 }
 
 func (tn *testNet) online(i int) {
-	tn.nodes[i].Reconnect(tn.now)
-	tn.drain(i)
+	tn.drv[i].Reconnect(tn.now)
+	tn.after(i)
 }
 
 // directories returns, per key, the online nodes holding it.

@@ -11,17 +11,18 @@ import (
 type timerKind uint8
 
 const (
-	tRequest   timerKind = iota // id: request id
-	tQuery                      // id: query id, seq: stage sequence
-	tGossip                     // site
-	tKeepalive                  // site
-	tStabilize                  // key (position)
-	tFixFinger                  // key
-	tRingCheck                  // key
-	tSummary                    // key
-	tExpire                     // key
-	tForward                    // key, id: forward id
-	tJoin                       // site: a delayed tryJoin
+	tRequest    timerKind = iota // id: request id
+	tQuery                       // id: query id, seq: stage sequence
+	tGossip                      // site
+	tKeepalive                   // site
+	tStabilize                   // key (position)
+	tFixFinger                   // key
+	tRingCheck                   // key
+	tSummary                     // key
+	tExpire                      // key
+	tForward                     // key, id: forward id
+	tJoin                        // site: a delayed tryJoin
+	tEntryRetry                  // id: retry sequence; the backoff after a failed entry-point request ended
 )
 
 type timer struct {
@@ -71,6 +72,8 @@ func (n *Node) stale(t *timer) bool {
 	case tGossip, tKeepalive, tJoin:
 		sp := n.sites[t.site]
 		return sp == nil || sp.epoch != t.id
+	case tEntryRetry:
+		return t.id != n.ent.retrySeq
 	case tForward:
 		p := n.position(t.key)
 		return p == nil || p.forwards[t.id] == nil
@@ -99,7 +102,10 @@ func (n *Node) Tick(now time.Duration) {
 	if !n.online {
 		return
 	}
-	for len(n.timers) > 0 && n.timers[0].at <= n.now {
+	// Timers armed during this Tick wait for the next one, even when due
+	// now: a zero period can never keep Tick from returning.
+	last := n.timerSeq
+	for len(n.timers) > 0 && n.timers[0].at <= n.now && n.timers[0].seq <= last {
 		t := heap.Pop(&n.timers).(timer)
 		if n.stale(&t) {
 			continue
@@ -141,10 +147,15 @@ func (n *Node) fire(t *timer) {
 		n.after(n.period(t.kind), timer{kind: t.kind, key: p.key, id: p.epoch})
 	case tJoin:
 		sp := n.sites[t.site]
-		sp.joinAt = 0
+		if sp.join != joinDelayed {
+			return // a tryJoin started meanwhile
+		}
+		sp.join, sp.joinAt = joinIdle, 0
 		if n.Role(sp.site) != RoleDirectory {
 			n.tryJoin(sp, sp.joinTarget)
 		}
+	case tEntryRetry:
+		n.entryRetry()
 	case tForward:
 		p := n.position(t.key)
 		f := p.forwards[t.id]

@@ -72,8 +72,10 @@ type Config struct {
 	// Buckets is the number of time buckets of the series (for the plot).
 	Buckets int
 
-	// NewNode builds a Flower-CDN node; nil means the real core (core.New).
-	NewNode NewNodeFunc `json:"-"`
+	// Wire sends every Flower-CDN message through the wire codec (encoded
+	// by the sender's host driver, decoded by the receiver's) instead of
+	// handing the decoded message over. Results are the same; it costs time.
+	Wire bool
 }
 
 // DefaultConfig is the configuration of `flower sim` without flags.

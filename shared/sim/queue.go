@@ -12,6 +12,8 @@ const (
 	evFetchDone // origin fetch of query qid of node finished (arg: object)
 	evDeliver   // object from node `from` arrives at node for its query qid (arg: object)
 	evTick      // run node's timers (qid: tick version)
+	evEntryAsk  // node's entry-point request reaches the bootstrap service (qid: request slot)
+	evEntryAns  // the service's answer reaches node (qid: slot)
 
 	// Squirrel.
 	evSqArrive  // query qid reaches its home node (arg: hops so far)

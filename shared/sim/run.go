@@ -66,6 +66,7 @@ type ConfigJSON struct {
 	Drain         string   `json:"drain"`
 	Warmup        int      `json:"warmup"`
 	Buckets       int      `json:"buckets"`
+	Wire          bool     `json:"wire"`
 
 	CacheMB       float64 `json:"cache_mb_per_site"`
 	View          int     `json:"view"`
@@ -93,7 +94,7 @@ func configJSON(c *Config, w *World) ConfigJSON {
 		Peers: c.Peers, Sites: c.Sites, Objects: c.Objects, Localities: c.Localities, Queries: c.Queries,
 		QueryInterval: fmtDur(c.QueryInterval), Churn: churnString(c), MaxInterests: c.MaxInterests,
 		SiteZipf: c.SiteZipf, ObjectZipf: c.ObjectZipf, ObjectKB: c.ObjectKB, ObjectSigma: c.ObjectSigma,
-		Seed: c.Seed, Systems: sys, Drain: fmtDur(c.Drain), Warmup: c.Warmup, Buckets: c.Buckets,
+		Seed: c.Seed, Systems: sys, Drain: fmtDur(c.Drain), Warmup: c.Warmup, Buckets: c.Buckets, Wire: c.Wire,
 		CacheMB: float64(cc.CacheBytes) / (1 << 20), View: cc.ViewSize, GossipSubset: cc.GossipSubset,
 		Gossip: fmtDur(cc.GossipPeriod), PushThreshold: cc.PushThreshold, Keepalive: fmtDur(cc.KeepalivePeriod),
 		Stabilize: fmtDur(cc.StabilizePeriod), FixFingers: fmtDur(cc.FixFingersPeriod), QueryTries: cc.QueryTries,

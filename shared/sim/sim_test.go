@@ -13,9 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/flowercdn/flower/shared/core"
-	"github.com/flowercdn/flower/shared/ids"
 )
 
 // smallConfig is a run small enough for `go test -race`.
@@ -546,70 +543,5 @@ func TestOutputs(t *testing.T) {
 		if !strings.Contains(all, s) {
 			t.Errorf("plot lacks %q", s)
 		}
-	}
-}
-
-func TestHostRepairTracking(t *testing.T) {
-	cfg := smallConfig()
-	w, err := NewWorld(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := newFlower(w, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := w.SiteIDs[0]
-	key := ids.Key(12345 << 8)
-	p1, p2 := int32(3), int32(4)
-	pt1, pt2 := f.partOf(p1), f.partOf(p2)
-	at := func(d time.Duration) { pt1.now, pt2.now = d, d }
-	f.online[p1], f.online[p2] = true, true
-	at(time.Second)
-	f.role(pt1, p1, &core.RoleChange{Site: site, Role: core.RoleDirectory, Key: key})
-	if len(f.live) != 0 {
-		t.Fatal("member list changed inside a window")
-	}
-	f.barrier()
-	if len(f.live) != 1 || f.holders[key] != 1 {
-		t.Fatalf("position not live: %v", f.live)
-	}
-	if e := f.entries(pt2, p2, nil); len(e) != 1 || e[0].ID != w.PeerIDs[p1] || e[0].Key != key {
-		t.Fatalf("entries = %v", e)
-	}
-	if e := f.entries(pt1, p1, nil); len(e) != 0 {
-		t.Fatalf("a node is offered itself as entry point: %v", e)
-	}
-	// p1 fails at 10 s: the position is vacant until p2 takes it at 13.5 s.
-	at(10 * time.Second)
-	f.online[p1] = false
-	for i := range f.pos[p1] {
-		f.makeUnlive(pt1, p1, &f.pos[p1][i], true)
-	}
-	f.role(pt1, p1, &core.RoleChange{Site: site, Role: core.RoleContent}) // it steps down while offline
-	f.barrier()
-	if len(f.live) != 0 || f.failures != 1 || len(f.vacant) != 1 {
-		t.Fatalf("failure not tracked: live %v failures %d", f.live, f.failures)
-	}
-	at(13500 * time.Millisecond)
-	f.role(pt2, p2, &core.RoleChange{Site: site, Role: core.RoleDirectory, Key: key})
-	f.barrier()
-	d := f.dirMetrics()
-	if d.Repairs != 1 || d.RepairMsMean != 3500 || d.VacantAtEnd != 0 || d.PositionsEnd != 1 {
-		t.Fatalf("repair metrics: %+v", d)
-	}
-	// A second holder of the same key is a conflict, not a new instance.
-	f.online[p1] = true
-	f.role(pt1, p1, &core.RoleChange{Site: site, Role: core.RoleDirectory, Key: key})
-	f.barrier()
-	if d := f.dirMetrics(); d.HolderConflicts != 1 || d.MaxHoldersPerKey != 2 || d.MaxInstancesPerPetal != 1 {
-		t.Fatalf("conflict metrics: %+v", d)
-	}
-	// A voluntary step-down leaves no vacancy.
-	f.role(pt2, p2, &core.RoleChange{Site: site, Role: core.RoleContent})
-	f.role(pt1, p1, &core.RoleChange{Site: site, Role: core.RoleContent})
-	f.barrier()
-	if d := f.dirMetrics(); d.Failures != 1 || d.VacantAtEnd != 0 || d.PositionsEnd != 0 {
-		t.Fatalf("step-down tracked as failure: %+v", d)
 	}
 }

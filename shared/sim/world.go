@@ -60,6 +60,7 @@ type World struct {
 	latSeed   uint64
 	interBase []int32 // k*k, microseconds, symmetric
 	originLat []int32 // sites*k, microseconds
+	bootLat   []int32 // k, microseconds: one way between a locality and the bootstrap service
 
 	// Trace.
 	Trace    []traceEvent
@@ -81,6 +82,8 @@ const (
 	interJitUS  = 10_000 // per-pair jitter, +-, around the locality-pair base
 	originMinUS = 80_000
 	originMaxUS = 200_000
+	bootMinUS   = 30_000
+	bootMaxUS   = 80_000
 	minSize     = 512
 	maxSize     = 4 << 20
 )
@@ -106,6 +109,10 @@ func NewWorld(cfg Config) (*World, error) {
 	w.originLat = make([]int32, cfg.Sites*k)
 	for i := range w.originLat {
 		w.originLat[i] = int32(originMinUS + lr.IntN(originMaxUS-originMinUS+1))
+	}
+	w.bootLat = make([]int32, k)
+	for i := range w.bootLat {
+		w.bootLat[i] = int32(bootMinUS + lr.IntN(bootMaxUS-bootMinUS+1))
 	}
 
 	// Websites and objects.
@@ -256,6 +263,12 @@ func (w *World) Lat(a, b int32) time.Duration {
 // locality loc: 80-200 ms, fixed per (site, locality).
 func (w *World) OriginLat(site int, loc uint8) time.Duration {
 	return time.Duration(w.originLat[site*w.k+int(loc)]) * time.Microsecond
+}
+
+// BootLat is the one-way latency between locality loc and the bootstrap
+// service: 30-80 ms, fixed per locality.
+func (w *World) BootLat(loc uint8) time.Duration {
+	return time.Duration(w.bootLat[loc]) * time.Microsecond
 }
 
 // mix64 is the splitmix64 finaliser.
