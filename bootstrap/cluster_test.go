@@ -1,6 +1,7 @@
 package bootstrap_test
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,29 +60,37 @@ func TestClusterOverNATS(t *testing.T) {
 		t.Fatalf("unknown target about %s", f.Peer)
 	}
 
+	// Directories registered on i2 (locality 0) and i3 (locality 1) are
+	// entry points on i1, with their keys.
 	s := ids.SiteOf(site)
-	if err := b.Register(ctxT(t), frame.Reg{Site: s, Loc: 0, Role: frame.RoleDirectory}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Register(ctxT(t), frame.Reg{Site: s, Loc: 0, Role: frame.RoleDirectory}); err != nil {
-		t.Fatal(err)
-	}
+	db := register(t, b, s, 0, 0)
+	dc := register(t, c, s, 1, 2)
 	eventually(t, 10*time.Second, "entries from every instance on i1", func() bool {
-		return sameSet(httpEntries(t, i1, site, 0, 10), b, c)
+		e := httpEntries(t, i1, site, 0, 10)
+		return sameEntries(e, members(db), members(dc)) && same(e.Random, db.m, dc.m)
 	})
-	if err := a.Send(ctxT(t), &frame.Frame{Type: frame.TEntryReq, ReqID: 1, Site: s, Loc: 0, N: 5}); err != nil {
-		t.Fatal(err)
+	if e := socketEntries(t, a, 1, s, 1, 5); !sameEntries(e, members(dc), members(db)) || !same(e.Random, db.m, dc.m) {
+		t.Fatalf("socket entries on i1: %+v", e)
 	}
-	if e := recvType(t, a, frame.TEntries); len(e.Peers) != 2 {
-		t.Fatalf("socket entries on i1: %v", e.Peers)
+	// An instance with another key layout is one service for signalling,
+	// but its directory keys mean something else: i1 ignores them.
+	i4 := start(t, nil, append(args, "--instance-bits", "2")...)
+	d := dial(t, i4.ws(), client.Options{})
+	register(t, d, s, 0, 1)
+	eventually(t, 10*time.Second, "i1 to report the other layout", func() bool {
+		return strings.Contains(i1.logText(), "another key layout")
+	})
+	if e := httpEntries(t, i1, site, 0, 10); !sameEntries(e, members(db), members(dc)) {
+		t.Fatalf("entries on i1 with a foreign layout around: %+v", e)
 	}
+	_ = i4.stop(syscall.SIGTERM)
 
 	// i3 dies without a word.
 	if err := i3.stop(syscall.SIGKILL); err == nil {
 		t.Fatal("kill -9 reported a clean exit")
 	}
 	eventually(t, 10*time.Second, "dead instance's directories to age out", func() bool {
-		return sameSet(httpEntries(t, i1, site, 0, 10), b)
+		return sameEntries(httpEntries(t, i1, site, 0, 10), members(db), nil)
 	})
 	if err := a.Signal(ctxT(t), c.ID, []byte("?")); err != nil {
 		t.Fatal(err)
@@ -102,6 +111,6 @@ func TestClusterOverNATS(t *testing.T) {
 	}
 	recvType(t, b, frame.TGoAway)
 	eventually(t, 10*time.Second, "stopped instance's directories to leave", func() bool {
-		return len(httpEntries(t, i1, site, 0, 10)) == 0
+		return httpEntries(t, i1, site, 0, 10).Empty()
 	})
 }

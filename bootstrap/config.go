@@ -32,6 +32,11 @@ type Config struct {
 	Landmarks []string
 	// Localities is k: localities are in [0, k).
 	Localities int
+	// InstanceBits is the number of PetalUp instance bits of the D-ring key
+	// layout (keymgr.NewLayout(Localities, InstanceBits)); directory peers
+	// register keys of that layout and the Challenge frame announces it.
+	// nil takes the protocol core's default, 3; 0 is valid (one instance).
+	InstanceBits *int
 	// MaxPeers is the most connected peers this instance accepts.
 	MaxPeers int
 	// MaxFrame is the largest frame accepted from a peer (<= frame.MaxFrame).
@@ -55,7 +60,8 @@ type Config struct {
 	// reader, and so does a write stuck past WriteTimeout.
 	SendQueue      int
 	SendQueueBytes int
-	// EntryMax caps n in entry-point requests.
+	// EntryMax caps n, the random D-ring members of an entry-point answer
+	// (at most frame.MaxRandom).
 	EntryMax int
 	// PingInterval is how often a peer must send a Ping frame when it has
 	// nothing else to send (the Welcome frame tells it); IdleTimeout: a peer
@@ -90,11 +96,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultInstanceBits is the protocol core's default number of PetalUp
+// instance bits (core.Config.InstanceBits).
+const DefaultInstanceBits = 3
+
 // DefaultConfig returns the defaults used for zero fields.
 func DefaultConfig() Config {
 	return Config{
 		AllowedOrigins:   nil,
 		Localities:       6, // PROTOCOL.md: k = 6
+		InstanceBits:     new(DefaultInstanceBits),
 		MaxPeers:         100_000,
 		MaxFrame:         frame.MaxFrame,
 		PeerRate:         50,
@@ -104,7 +115,7 @@ func DefaultConfig() Config {
 		MaxPeersPerIP:    1000,
 		SendQueue:        128,
 		SendQueueBytes:   256 << 10,
-		EntryMax:         32,
+		EntryMax:         frame.MaxRandom,
 		PingInterval:     30 * time.Second,
 		IdleTimeout:      90 * time.Second,
 		WriteTimeout:     10 * time.Second,
@@ -131,6 +142,9 @@ func (c *Config) fill() {
 		}
 	}
 	setI(&c.Localities, d.Localities)
+	if c.InstanceBits == nil {
+		c.InstanceBits = new(DefaultInstanceBits)
+	}
 	setI(&c.MaxPeers, d.MaxPeers)
 	setI(&c.MaxFrame, d.MaxFrame)
 	if c.PeerRate == 0 {

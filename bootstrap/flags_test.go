@@ -40,6 +40,8 @@ func TestBadFlagsRefused(t *testing.T) {
 	}{
 		{"localities", []string{"--localities", "0"}, nil},
 		{"localities", []string{"--localities", "70000"}, nil},
+		{"instance-bits", []string{"--instance-bits", "9"}, nil},
+		{"instance-bits", []string{"--instance-bits", "-1"}, nil},
 		{"max-peers", []string{"--max-peers", "-1"}, nil},
 		{"max-peers", []string{"--max-peers", "0"}, nil},
 		{"landmarks", []string{"--landmarks", "notaurl"}, nil},
@@ -56,7 +58,7 @@ func TestBadFlagsRefused(t *testing.T) {
 		{"send-queue", []string{"--send-queue", "0"}, nil},
 		{"send-queue-bytes", []string{"--send-queue-bytes", "1024"}, nil},
 		{"entry-max", []string{"--entry-max", "0"}, nil},
-		{"entry-max", []string{"--entry-max", "1000"}, nil},
+		{"entry-max", []string{"--entry-max", "17"}, nil},
 		{"ping-interval", []string{"--ping-interval", "0s"}, nil},
 		{"idle-timeout", []string{"--idle-timeout", "-1s"}, nil},
 		{"idle-timeout", []string{"--ping-interval", "30s", "--idle-timeout", "20s"}, nil},

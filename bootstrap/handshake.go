@@ -139,7 +139,8 @@ func (s *Server) handshake(c *websocket.Conn, ip netip.Addr, hj hijacked) (*peer
 	if hj.nc != nil {
 		_ = hj.nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	}
-	ch := frame.Frame{Type: frame.TChallenge, MaxFrame: uint32(s.cfg.MaxFrame), Localities: uint16(min(s.cfg.Localities, 0xffff))}
+	ch := frame.Frame{Type: frame.TChallenge, MaxFrame: uint32(s.cfg.MaxFrame), Localities: uint16(min(s.cfg.Localities, 0xffff)),
+		InstanceBits: uint8(s.layout.InstBits)}
 	if _, err := rand.Read(ch.Nonce[:]); err != nil {
 		_ = c.CloseNow()
 		return nil, fmt.Errorf("nonce: %w", err)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/flowercdn/flower/bootstrap/client"
 	"github.com/flowercdn/flower/bootstrap/frame"
-	"github.com/flowercdn/flower/shared/ids"
 )
 
 // binPath is the real flower-bootstrap binary, built once by TestMain.
@@ -240,14 +239,6 @@ func ping(t *testing.T, c *client.Client, id uint32) {
 	if f := recvType(t, c, frame.TPong); f.ReqID != id {
 		t.Fatalf("pong %d, want %d", f.ReqID, id)
 	}
-}
-
-func peerSet(ps []ids.PeerID) map[ids.PeerID]bool {
-	m := map[ids.PeerID]bool{}
-	for _, p := range ps {
-		m[p] = true
-	}
-	return m
 }
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {

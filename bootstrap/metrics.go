@@ -74,10 +74,10 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "peers", Help: "Connected, authenticated peers."},
 			func() float64 { return float64(s.npeers.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "directory_local", Help: "Directory registrations of local peers."},
-			func() float64 { l, _ := s.dir.counts(); return float64(l) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "directory_remote", Help: "Directory registrations learnt from other instances."},
-			func() float64 { _, r := s.dir.counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "directory_local", Help: "D-ring members (directory keys) registered by local peers."},
+			func() float64 { l, _ := s.reg.Counts(); return float64(l) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "directory_remote", Help: "D-ring members (directory keys) learnt from other instances."},
+			func() float64 { _, r := s.reg.Counts(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "send_queue_bytes", Help: "Bytes waiting in every peer's send queue."},
 			func() float64 { return float64(s.queued.Load()) }),
 	)

@@ -194,6 +194,7 @@ func TestLoadtestSmall(t *testing.T) {
 	in := start(t, nil, "--peer-rate", "1000", "--peer-burst", "1000", "--ip-rate", "0")
 	res, err := loadtest.Run(ctxT(t), loadtest.Config{
 		URLs: []string{in.ws()}, Peers: 40, Duration: time.Second, Rate: 20, Payload: 64, Settle: 10 * time.Millisecond,
+		Directory: 0.05, // the first 50 of every 1000: all 40 register their D-ring keys
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +205,14 @@ func TestLoadtestSmall(t *testing.T) {
 	if res.ServerRSSBytes.Before <= 0 || res.ServerRSSBytes.Connected <= 0 || res.RelayP50Ms <= 0 || res.RelayP99Ms < res.RelayP50Ms {
 		t.Fatalf("result %+v", res)
 	}
+	// Every registration was accepted (a refused key would be a
+	// server_bad_register error above) and is withdrawn with its peer.
+	if v := in.metric("flower_bootstrap_frames_in_total", `type="register"`); v != 40 {
+		t.Fatalf("register frames = %v, want 40", v)
+	}
+	eventually(t, 10*time.Second, "directories withdrawn", func() bool {
+		return in.metric("flower_bootstrap_directory_local", "") == 0
+	})
 	if v := in.metric("flower_bootstrap_relay_total", `result="local"`); v < float64(res.MsgsReceived) {
 		t.Fatalf("server relayed %v, client received %d", v, res.MsgsReceived)
 	}

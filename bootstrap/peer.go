@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/flowercdn/flower/bootstrap/dirmsg"
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/keymgr"
 )
 
 // peer is one authenticated connection. Its memory is the service's capacity
@@ -203,9 +205,8 @@ func (p *peer) handle(b []byte) {
 			p.sendError(frame.CodeBadRegister, f.Type, ids.PeerID{}, f.ReqID, "locality out of range")
 			return
 		}
-		n := min(int(f.N), s.cfg.EntryMax)
-		peers := s.dir.sample(dirKey{f.Site, f.Loc}, n, p.id, time.Now().UnixMilli())
-		p.enqueue((&frame.Frame{Type: frame.TEntries, ReqID: f.ReqID, Peers: peers}).Append(nil))
+		a := s.entries(f.Site, int(f.Loc), int(f.N), p.id)
+		p.enqueue((&frame.Frame{Type: frame.TEntries, ReqID: f.ReqID, Local: a.Local, Remote: a.Remote, Random: a.Random}).Append(nil))
 	case frame.TPing:
 		p.enqueue((&frame.Frame{Type: frame.TPong, ReqID: f.ReqID}).Append(nil))
 	case frame.THello:
@@ -231,6 +232,12 @@ func (p *peer) register(regs []frame.Reg) {
 			why = fmt.Sprintf("locality %d out of range [0, %d)", r.Loc, s.cfg.Localities)
 		case seen[r.Site]:
 			why = fmt.Sprintf("site %016x registered twice", uint64(r.Site))
+		case r.Role != frame.RoleDirectory && r.Key != 0:
+			why = fmt.Sprintf("site %016x: a key is registered with the directory role only", uint64(r.Site))
+		case r.Role == frame.RoleDirectory && !s.layout.SameSite(r.Key, r.Site):
+			why = fmt.Sprintf("key %016x does not belong to site %016x", uint64(r.Key), uint64(r.Site))
+		case r.Role == frame.RoleDirectory && keyLoc(s.layout, r.Key) != int(r.Loc):
+			why = fmt.Sprintf("key %016x is in locality %d, registered for %d", uint64(r.Key), keyLoc(s.layout, r.Key), r.Loc)
 		}
 		if why != "" {
 			p.sendError(frame.CodeBadRegister, frame.TRegister, ids.PeerID{}, 0, why)
@@ -241,8 +248,15 @@ func (p *peer) register(regs []frame.Reg) {
 	p.setRegs(regs, false)
 }
 
-// setRegs applies a new registration set to the directory (and NATS). Only
-// the final call (from cleanup) applies to a closed peer.
+// keyLoc is the locality encoded in a D-ring key.
+func keyLoc(l keymgr.Layout, k ids.Key) int {
+	_, loc, _ := l.Split(k)
+	return loc
+}
+
+// setRegs applies a new registration set to the registry (and NATS): the
+// D-ring members the peer holds are its directory registrations. Only the
+// final call (from cleanup) applies to a closed peer.
 func (p *peer) setRegs(regs []frame.Reg, final bool) {
 	s := p.s
 	p.mu.Lock()
@@ -250,7 +264,7 @@ func (p *peer) setRegs(regs []frame.Reg, final bool) {
 	if p.closed && !final {
 		return
 	}
-	isDir := func(rs []frame.Reg, r frame.Reg) bool {
+	has := func(rs []frame.Reg, r frame.Reg) bool {
 		for _, x := range rs {
 			if x == r {
 				return true
@@ -258,21 +272,27 @@ func (p *peer) setRegs(regs []frame.Reg, final bool) {
 		}
 		return false
 	}
+	var added, removed []ids.Member
 	for _, r := range p.regs {
-		if r.Role == frame.RoleDirectory && !isDir(regs, r) {
-			s.dir.del(dirKey{r.Site, r.Loc}, p.id, 0)
-			if s.cl != nil {
-				s.cl.announce(dirRemove, dirKey{r.Site, r.Loc}, p.id)
-			}
+		if r.Role == frame.RoleDirectory && !has(regs, r) {
+			m := ids.Member{Key: r.Key, ID: p.id}
+			s.reg.Remove(m, 0)
+			removed = append(removed, m)
 		}
 	}
 	for _, r := range regs {
-		if r.Role == frame.RoleDirectory && !isDir(p.regs, r) {
-			s.dir.put(dirKey{r.Site, r.Loc}, p.id, 0, 0)
-			if s.cl != nil {
-				s.cl.announce(dirAdd, dirKey{r.Site, r.Loc}, p.id)
+		if r.Role == frame.RoleDirectory && !has(p.regs, r) {
+			m := ids.Member{Key: r.Key, ID: p.id}
+			if err := s.reg.Add(m, 0, 0); err != nil {
+				s.log.Warn("registry add", "peer", p.id.Short(), "err", err)
+				continue
 			}
+			added = append(added, m)
 		}
+	}
+	if s.cl != nil {
+		s.cl.announce(dirmsg.OpRemove, removed)
+		s.cl.announce(dirmsg.OpAdd, added)
 	}
 	if len(regs) == 0 {
 		regs = nil

@@ -27,6 +27,9 @@ func (c *Config) Validate() error {
 	if c.Localities < 1 || c.Localities > 1<<16 {
 		bad("localities", "%d: want 1..65536", c.Localities)
 	}
+	if c.InstanceBits != nil && (*c.InstanceBits < 0 || *c.InstanceBits > 8) {
+		bad("instance-bits", "%d: want 0..8", *c.InstanceBits)
+	}
 	if c.MaxPeers < 1 {
 		bad("max-peers", "%d: want >= 1", c.MaxPeers)
 	}
@@ -54,8 +57,8 @@ func (c *Config) Validate() error {
 	if c.SendQueueBytes < 4*c.MaxFrame {
 		bad("send-queue-bytes", "%d: want >= 4 x --max-frame (%d)", c.SendQueueBytes, 4*c.MaxFrame)
 	}
-	if c.EntryMax < 1 || c.EntryMax > frame.MaxEntries {
-		bad("entry-max", "%d: want 1..%d", c.EntryMax, frame.MaxEntries)
+	if c.EntryMax < 1 || c.EntryMax > frame.MaxRandom {
+		bad("entry-max", "%d: want 1..%d", c.EntryMax, frame.MaxRandom)
 	}
 	durations := []struct {
 		flag string

@@ -29,53 +29,10 @@ var epoch = time.Now()
 // runPeers connects peers [first, first+n), runs the load, closes them.
 func runPeers(ctx context.Context, cfg Config, first, n int, res *Result, ph phases) error {
 	errs := &errorCounter{m: map[string]int64{}, log: cfg.Log}
-	site := ids.SiteOf(cfg.Site)
-	clients := httpClients(cfg, first)
-	peers := make([]*lpeer, n)
 	begin := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	var recv, sent atomic.Int64
 	loadOn := atomic.Bool{}
-	fmt.Fprintf(cfg.Log, "connecting %d peers (from #%d) to %d url(s)\n", n, first, len(cfg.URLs))
-	for range cfg.Dialers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				g := first + i
-				pair := g / 2
-				ui := pair % len(cfg.URLs)
-				if cfg.CrossInstance && g%2 == 1 {
-					ui = (pair + 1) % len(cfg.URLs)
-				}
-				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				c, err := client.Dial(dctx, cfg.URLs[ui], client.Options{HTTPClient: clients[i%len(clients)], Origin: cfg.Origin})
-				cancel()
-				if err != nil {
-					errs.add("dial", err)
-					continue
-				}
-				role := frame.RoleContent
-				if cfg.Directory > 0 && float64(g%1000) < cfg.Directory*1000 {
-					role = frame.RoleDirectory
-				}
-				k := cfg.Localities // never more than the server announced in its challenge
-				if sk := int(c.Challenge.Localities); sk > 0 && sk < k {
-					k = sk
-				}
-				if err := c.Register(ctx, frame.Reg{Site: site, Loc: uint16(g % k), Role: role}); err != nil {
-					errs.add("register", err)
-				}
-				peers[i] = &lpeer{c: c}
-			}
-		}()
-	}
-	wg.Wait()
+	peers := connectPeers(ctx, cfg, first, n, errs)
 	connected := 0
 	for _, p := range peers {
 		if p != nil {
@@ -210,6 +167,71 @@ func runPeers(ctx context.Context, cfg Config, first, n int, res *Result, ph pha
 		res.ErrorKinds[k] += v
 	}
 	return nil
+}
+
+// connectPeers dials peers [first, first+n) with cfg.Dialers at once and
+// registers each; a peer that could not connect is nil.
+func connectPeers(ctx context.Context, cfg Config, first, n int, errs *errorCounter) []*lpeer {
+	site := ids.SiteOf(cfg.Site)
+	clients := httpClients(cfg, first)
+	peers := make([]*lpeer, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	fmt.Fprintf(cfg.Log, "connecting %d peers (from #%d) to %d url(s)\n", n, first, len(cfg.URLs))
+	for range cfg.Dialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				g := first + i
+				pair := g / 2
+				ui := pair % len(cfg.URLs)
+				if cfg.CrossInstance && g%2 == 1 {
+					ui = (pair + 1) % len(cfg.URLs)
+				}
+				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				c, err := client.Dial(dctx, cfg.URLs[ui], client.Options{HTTPClient: clients[i%len(clients)], Origin: cfg.Origin})
+				cancel()
+				if err != nil {
+					errs.add("dial", err)
+					continue
+				}
+				reg, err := registration(c, cfg, site, g)
+				if err != nil {
+					errs.add("register", err)
+				} else if err := c.Register(ctx, reg); err != nil {
+					errs.add("register", err)
+				}
+				peers[i] = &lpeer{c: c}
+			}
+		}()
+	}
+	wg.Wait()
+	return peers
+}
+
+// registration is what peer number g registers: a directory peer of site
+// (a cfg.Directory share of the peers) with its D-ring key in the layout the
+// service announced (instances spread over the petal), else a content peer;
+// in locality g mod k.
+func registration(c *client.Client, cfg Config, site ids.SiteID, g int) (frame.Reg, error) {
+	k := cfg.Localities // never more than the server announced in its challenge
+	if sk := int(c.Challenge.Localities); sk > 0 && sk < k {
+		k = sk
+	}
+	loc := g % k
+	if cfg.Directory <= 0 || float64(g%1000) >= cfg.Directory*1000 {
+		return frame.Reg{Site: site, Loc: uint16(loc), Role: frame.RoleContent}, nil
+	}
+	l, err := c.Layout()
+	if err != nil {
+		return frame.Reg{}, err
+	}
+	return c.DirectoryReg(site, loc, (g/k)%l.MaxInstances())
 }
 
 func keepalive(ctx context.Context, peers []*lpeer) {

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	alternates := fs.String("alternates", "", "comma-separated WebSocket `URLs` of other instances, sent to peers at shutdown")
 	cfg := bootstrap.Config{}
 	fs.IntVar(&cfg.Localities, "localities", d.Localities, "number of localities k")
+	cfg.InstanceBits = fs.Int("instance-bits", *d.InstanceBits, "PetalUp instance bits of the D-ring key layout (0..8; the protocol core's default is 3)")
 	fs.IntVar(&cfg.MaxPeers, "max-peers", d.MaxPeers, "maximum connected peers")
 	fs.IntVar(&cfg.MaxFrame, "max-frame", d.MaxFrame, "maximum frame size in bytes")
 	fs.Float64Var(&cfg.PeerRate, "peer-rate", d.PeerRate, "frames per second one peer may send")
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxPeersPerIP, "max-peers-per-ip", d.MaxPeersPerIP, "maximum connected peers per client IP (0: off)")
 	fs.IntVar(&cfg.SendQueue, "send-queue", d.SendQueue, "frames queued for one peer (>= 4); signals from others beyond their share are refused with target_busy")
 	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", d.SendQueueBytes, "bytes queued for one peer (>= 4 x --max-frame); signals from others beyond their share are refused with target_busy")
-	fs.IntVar(&cfg.EntryMax, "entry-max", d.EntryMax, "maximum n of an entry-point request")
+	fs.IntVar(&cfg.EntryMax, "entry-max", d.EntryMax, "maximum random D-ring members in an entry-point answer (1..16)")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", d.PingInterval, "keepalive interval told to peers (they send a ping frame when otherwise quiet)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", d.IdleTimeout, "disconnect a peer silent for this long")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", d.WriteTimeout, "timeout of one write to a peer")
