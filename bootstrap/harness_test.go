@@ -77,7 +77,13 @@ func start(t *testing.T, env []string, args ...string) *instance {
 	}
 	in := &instance{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
 	go func() { in.done <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() { in.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		_ = in.stop(syscall.SIGTERM)
+		// The binary is built with -race: a race it reports fails the test.
+		if log := in.logText(); strings.Contains(log, "WARNING: DATA RACE") {
+			t.Errorf("the bootstrap process reported a data race:\n%s", log)
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(logPath)
