@@ -46,6 +46,13 @@ func (in *instance) waitFDs(baseline, peak int, when string) {
 // rawUpgrade opens a TCP connection and performs the WebSocket upgrade by
 // hand (no library), leaving the socket after the 101 response.
 func rawUpgrade(t *testing.T, addr string) net.Conn {
+	c, _ := rawUpgradeReader(t, addr)
+	return c
+}
+
+// rawUpgradeReader is rawUpgrade that also returns the reader holding what
+// the server sent after the 101 response.
+func rawUpgradeReader(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
@@ -73,7 +80,7 @@ func rawUpgrade(t *testing.T, addr string) net.Conn {
 		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	return c
+	return c, br
 }
 
 // Connections that fail before Hello (silence past the handshake timeout, a

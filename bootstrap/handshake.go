@@ -117,16 +117,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("handshake", "remote", r.RemoteAddr, "host", r.Host, "err", err)
 		return
 	}
-	switch {
-	case s.poll == nil:
+	if s.poll == nil {
 		go p.readLoop()
-	case p.br != nil && p.br.Buffered() > 0:
-		go p.serve() // frames came with the hello
-	default:
-		if err := s.poll.add(p); err != nil {
-			s.log.Warn("poller add", "peer", p.id.Short(), "err", err)
-			p.cleanup()
-		}
+		return
+	}
+	// Frames that came with the Hello are in the read buffer, where epoll
+	// cannot see them: serve handles them, then re-arms the registration
+	// made here (without one the re-arm failed and the peer was dropped).
+	// The buffer is looked at before the poller may hand the peer to a
+	// serve goroutine.
+	buffered := p.br != nil && p.br.Buffered() > 0
+	if err := s.poll.add(p); err != nil {
+		s.log.Warn("poller add", "peer", p.id.Short(), "err", err)
+		p.cleanup()
+		return
+	}
+	if buffered {
+		go p.serve()
 	}
 }
 
