@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/flowercdn/flower/bootstrap/dirmsg"
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
 )
@@ -21,13 +21,17 @@ import (
 // a reply subject <prefix>.inst.<instance>.nr.<from>.<to>; NATS answers that
 // reply with a "no responders" status when no instance holds the target (and
 // an instance that lost the target in a race answers it explicitly), which
-// becomes an unknown-target error frame for the sender. An instance that dies
-// takes its subscriptions with it.
+// becomes an unknown-target error frame for the sender. A target whose queue
+// has no room for that sender answers "busy" on the same reply subject, which
+// becomes a target_busy error frame, exactly as for a local sender. An
+// instance that dies takes its subscriptions with it.
 //
-// Directory: each instance publishes on <prefix>.dir the adds and removes of
-// its own directory peers, and every DirSnapshot all of them. Remote entries
-// expire three snapshot periods after their last refresh, so the entries of
-// an instance that died age out; one that stops cleanly says "bye".
+// Directory: each instance publishes on <prefix>.dir the D-ring members (key,
+// peer id) its own peers registered and withdrew, and every DirSnapshot all
+// of them (bootstrap/dirmsg is the format). Remote entries expire three
+// snapshot periods after their last refresh, so the entries of an instance
+// that died age out; one that stops cleanly says "bye". Messages from an
+// instance with another key layout are ignored (and logged once).
 type cluster struct {
 	s    *Server
 	nc   *nats.Conn
@@ -37,15 +41,12 @@ type cluster struct {
 
 	mu      sync.Mutex
 	instIdx map[string]uint32
+	badLay  map[string]bool // instances already reported for another key layout
 }
 
 const (
-	dirAdd      = 1
-	dirRemove   = 2
-	dirSnapshot = 3
-	dirBye      = 4
-
-	dirChunk = 2000 // entries per snapshot message (26 bytes each)
+	// replyBusy answers a forwarded signal whose target had no room for it.
+	replyBusy = "busy"
 )
 
 func newCluster(s *Server) (*cluster, error) {
@@ -55,6 +56,7 @@ func newCluster(s *Server) (*cluster, error) {
 		inst:    s.instance,
 		in:      make(chan *nats.Msg, 1<<16),
 		instIdx: make(map[string]uint32),
+		badLay:  make(map[string]bool),
 	}
 	log := s.log.With("nats", s.cfg.NATSURL)
 	nc, err := nats.Connect(s.cfg.NATSURL,
@@ -126,13 +128,13 @@ func (c *cluster) run(ctx context.Context) {
 			return
 		case <-t.C:
 			c.snapshot()
-			c.s.dir.expire(time.Now().UnixMilli(), 0)
+			c.s.reg.Expire(time.Now().UnixMilli())
 		}
 	}
 }
 
 func (c *cluster) close() {
-	c.publishDir(dirBye, nil)
+	c.publishDir(dirmsg.OpBye, nil)
 	if err := c.nc.FlushTimeout(2 * time.Second); err != nil {
 		c.s.log.Warn("nats flush at close", "err", err)
 	}
@@ -186,11 +188,20 @@ func (c *cluster) handle(m *nats.Msg) {
 		var from ids.PeerID
 		copy(from[:], m.Data)
 		c.s.m.relayIn.Inc()
-		if !c.s.deliverLocal(from, to, m.Data[ids.PeerIDLen:]) && m.Reply != "" {
-			_ = c.nc.Publish(m.Reply, nil) // gone: tell the sender's instance
+		switch c.s.deliverLocal(from, to, m.Data[ids.PeerIDLen:]) {
+		case relayGone: // tell the sender's instance
+			if m.Reply != "" {
+				_ = c.nc.Publish(m.Reply, nil)
+			}
+		case relayBusy: // the remote sender pays, as a local one would
+			c.s.m.relayBusy.Inc()
+			if m.Reply != "" {
+				_ = c.nc.Publish(m.Reply, []byte(replyBusy))
+			}
 		}
 	case strings.HasPrefix(subj, c.pfx+".inst."+c.inst+".nr."):
-		// "no responders" status or an explicit "gone": unknown target.
+		// A "no responders" status or an explicit "gone" (empty): unknown
+		// target; "busy": the target's queue had no room for the sender.
 		rest := strings.Split(subj[len(c.pfx+".inst."+c.inst+".nr."):], ".")
 		if len(rest) != 2 {
 			return
@@ -200,88 +211,94 @@ func (c *cluster) handle(m *nats.Msg) {
 		if err1 != nil || err2 != nil {
 			return
 		}
+		p := c.s.peers.get(from)
+		if string(m.Data) == replyBusy {
+			if p != nil {
+				p.sendError(frame.CodeTargetBusy, frame.TSignal, to, 0, targetBusyText)
+			}
+			return
+		}
 		c.s.m.relayUnknown.Inc()
-		if p := c.s.peers.get(from); p != nil {
-			p.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, "unknown target: no such peer connected")
+		if p != nil {
+			p.sendError(frame.CodeUnknownTarget, frame.TSignal, to, 0, unknownTargetText)
 		}
 	case subj == c.pfx+".dir":
 		c.handleDir(m.Data)
 	}
 }
 
-type dirItem struct {
-	k  dirKey
-	id ids.PeerID
-}
-
-func (c *cluster) announce(op byte, k dirKey, id ids.PeerID) {
-	c.publishDir(op, []dirItem{{k, id}})
-}
-
-func (c *cluster) snapshot() {
-	var items []dirItem
-	c.s.dir.localEntries(func(k dirKey, id ids.PeerID) { items = append(items, dirItem{k, id}) })
-	for len(items) > 0 {
-		n := min(len(items), dirChunk)
-		c.publishDir(dirSnapshot, items[:n])
-		items = items[n:]
+// announce publishes the adds or removes of this instance's members.
+func (c *cluster) announce(op dirmsg.Op, ms []ids.Member) {
+	for len(ms) > 0 {
+		n := min(len(ms), dirmsg.MaxItems)
+		c.publishDir(op, ms[:n])
+		ms = ms[n:]
 	}
 }
 
-// publishDir sends [op][len inst][inst][count u16]{site u64, loc u16, id}.
-func (c *cluster) publishDir(op byte, items []dirItem) {
-	b := make([]byte, 0, 4+len(c.inst)+len(items)*26)
-	b = append(b, op, byte(len(c.inst)))
-	b = append(b, c.inst...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(items)))
-	for _, it := range items {
-		b = binary.BigEndian.AppendUint64(b, uint64(it.k.site))
-		b = binary.BigEndian.AppendUint16(b, it.k.loc)
-		b = append(b, it.id[:]...)
+// snapshot republishes every member this instance's peers registered.
+func (c *cluster) snapshot() {
+	var ms []ids.Member
+	c.s.reg.Members(func(m ids.Member, owner uint32) {
+		if owner == 0 {
+			ms = append(ms, m)
+		}
+	})
+	c.announce(dirmsg.OpSnapshot, ms)
+}
+
+func (c *cluster) publishDir(op dirmsg.Op, items []ids.Member) {
+	l := c.s.layout
+	b, err := dirmsg.Append(nil, dirmsg.Msg{Op: op, LocBits: uint8(l.LocBits), InstBits: uint8(l.InstBits), Instance: c.inst, Items: items})
+	if err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Error("encode directory message", "op", op, "err", err)
+		return
 	}
 	if err := c.nc.Publish(c.pfx+".dir", b); err != nil {
 		c.s.m.natsErrors.Inc()
-		c.s.log.Warn("nats publish directory", "err", err)
+		c.s.log.Warn("nats publish directory", "op", op, "err", err)
 	}
 }
 
 func (c *cluster) handleDir(b []byte) {
-	if len(b) < 2 || len(b) < 2+int(b[1])+2 {
+	m, err := dirmsg.Decode(b)
+	if err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Debug("bad directory message", "err", err)
 		return
 	}
-	op := b[0]
-	inst := string(b[2 : 2+int(b[1])])
-	if inst == c.inst {
+	if m.Instance == c.inst {
 		return
 	}
-	b = b[2+len(inst):]
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	if len(b) != n*26 {
-		return
-	}
+	l := c.s.layout
 	c.mu.Lock()
-	idx, ok := c.instIdx[inst]
+	if int(m.LocBits) != l.LocBits || int(m.InstBits) != l.InstBits {
+		if !c.badLay[m.Instance] {
+			c.badLay[m.Instance] = true
+			c.s.log.Warn("ignoring the directory of an instance with another key layout: check --localities and --instance-bits",
+				"instance", m.Instance, "loc_bits", m.LocBits, "instance_bits", m.InstBits, "ours", fmt.Sprintf("%d+%d", l.LocBits, l.InstBits))
+		}
+		c.mu.Unlock()
+		return
+	}
+	idx, ok := c.instIdx[m.Instance]
 	if !ok {
 		idx = uint32(len(c.instIdx) + 1)
-		c.instIdx[inst] = idx
+		c.instIdx[m.Instance] = idx
 	}
 	c.mu.Unlock()
-	if op == dirBye {
-		c.s.dir.expire(0, idx)
+	if m.Op == dirmsg.OpBye {
+		c.s.reg.RemoveOwner(idx)
 		return
 	}
 	exp := time.Now().Add(3 * c.s.cfg.DirSnapshot).UnixMilli()
-	for i := 0; i < n; i++ {
-		e := b[i*26:]
-		k := dirKey{ids.SiteID(binary.BigEndian.Uint64(e)), binary.BigEndian.Uint16(e[8:])}
-		var id ids.PeerID
-		copy(id[:], e[10:26])
-		switch op {
-		case dirAdd, dirSnapshot:
-			c.s.dir.put(k, id, idx, exp)
-		case dirRemove:
-			c.s.dir.del(k, id, idx)
+	for _, it := range m.Items {
+		switch m.Op {
+		case dirmsg.OpAdd, dirmsg.OpSnapshot:
+			_ = c.s.reg.Add(it, idx, exp) // Decode refused zero ids
+		case dirmsg.OpRemove:
+			c.s.reg.Remove(it, idx)
 		}
 	}
 }

@@ -7,11 +7,7 @@
 package bootstrap
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/flowercdn/flower/bootstrap/frame"
@@ -25,10 +21,22 @@ type Config struct {
 	// endpoints (CORS), and peers may register only these sites. "*" allows
 	// every origin and site (development).
 	AllowedOrigins []string
+	// PublicNames are the host[:port] names clients dial this service by (as
+	// in their WebSocket URL). A peer's Hello signature must be made over one
+	// of them, never over the Host header the client sent, so that a hostile
+	// service cannot relay this service's challenge to a victim and present
+	// the victim's answer. Empty: Run derives them from its listeners when all
+	// are loopback (127.0.0.1:PORT, localhost:PORT), else Run fails.
+	PublicNames []string
 	// Landmarks are the landmark URLs peers time to find their locality.
 	Landmarks []string
 	// Localities is k: localities are in [0, k).
 	Localities int
+	// InstanceBits is the number of PetalUp instance bits of the D-ring key
+	// layout (keymgr.NewLayout(Localities, InstanceBits)); directory peers
+	// register keys of that layout and the Challenge frame announces it.
+	// nil takes the protocol core's default, 3; 0 is valid (one instance).
+	InstanceBits *int
 	// MaxPeers is the most connected peers this instance accepts.
 	MaxPeers int
 	// MaxFrame is the largest frame accepted from a peer (<= frame.MaxFrame).
@@ -43,10 +51,17 @@ type Config struct {
 	IPConnBurst   int
 	MaxPeersPerIP int
 	// SendQueue (frames) and SendQueueBytes bound what waits to be written to
-	// one peer; past either, the peer is dropped as a slow reader.
+	// one peer. Signals relayed from other peers may fill three quarters of
+	// it, one sender an eighth of the bytes (at least one largest frame) and
+	// half of the frames; a signal that
+	// does not fit is refused and its sender gets a target_busy error, so
+	// traffic others send never costs a peer its connection. The peer's own
+	// answers (pongs, entries, errors) overflowing the queue drop it as a slow
+	// reader, and so does a write stuck past WriteTimeout.
 	SendQueue      int
 	SendQueueBytes int
-	// EntryMax caps n in entry-point requests.
+	// EntryMax caps n, the random D-ring members of an entry-point answer
+	// (at most frame.MaxRandom).
 	EntryMax int
 	// PingInterval is how often a peer must send a Ping frame when it has
 	// nothing else to send (the Welcome frame tells it); IdleTimeout: a peer
@@ -81,11 +96,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultInstanceBits is the protocol core's default number of PetalUp
+// instance bits (core.Config.InstanceBits).
+const DefaultInstanceBits = 3
+
 // DefaultConfig returns the defaults used for zero fields.
 func DefaultConfig() Config {
 	return Config{
 		AllowedOrigins:   nil,
 		Localities:       6, // PROTOCOL.md: k = 6
+		InstanceBits:     new(DefaultInstanceBits),
 		MaxPeers:         100_000,
 		MaxFrame:         frame.MaxFrame,
 		PeerRate:         50,
@@ -95,7 +115,7 @@ func DefaultConfig() Config {
 		MaxPeersPerIP:    1000,
 		SendQueue:        128,
 		SendQueueBytes:   256 << 10,
-		EntryMax:         32,
+		EntryMax:         frame.MaxRandom,
 		PingInterval:     30 * time.Second,
 		IdleTimeout:      90 * time.Second,
 		WriteTimeout:     10 * time.Second,
@@ -122,6 +142,9 @@ func (c *Config) fill() {
 		}
 	}
 	setI(&c.Localities, d.Localities)
+	if c.InstanceBits == nil {
+		c.InstanceBits = new(DefaultInstanceBits)
+	}
 	setI(&c.MaxPeers, d.MaxPeers)
 	setI(&c.MaxFrame, d.MaxFrame)
 	if c.PeerRate == 0 {
@@ -145,73 +168,4 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-}
-
-// Validate reports the first configuration error.
-func (c *Config) Validate() error {
-	var errs []error
-	if c.Localities < 1 || c.Localities > 1<<16 {
-		errs = append(errs, fmt.Errorf("localities %d: want 1..65536", c.Localities))
-	}
-	if c.MaxFrame < 64 || c.MaxFrame > frame.MaxFrame {
-		errs = append(errs, fmt.Errorf("max frame %d: want 64..%d", c.MaxFrame, frame.MaxFrame))
-	}
-	if c.PeerRate < 0 || c.PeerBurst < 1 {
-		errs = append(errs, fmt.Errorf("peer rate %g burst %d: want rate >= 0, burst >= 1", c.PeerRate, c.PeerBurst))
-	}
-	if c.IPConnRate < 0 || c.IPConnBurst < 0 || c.MaxPeersPerIP < 0 {
-		errs = append(errs, errors.New("per-IP limits must not be negative"))
-	}
-	if c.IPConnRate > 0 && c.IPConnBurst < 1 {
-		errs = append(errs, errors.New("ip conn burst must be >= 1 when the ip conn rate is set"))
-	}
-	if c.ReadBuffer < 16 || c.WriteBuffer < 16 {
-		errs = append(errs, fmt.Errorf("read/write buffers %d/%d: want >= 16", c.ReadBuffer, c.WriteBuffer))
-	}
-	if c.EntryMax < 1 || c.EntryMax > frame.MaxEntries {
-		errs = append(errs, fmt.Errorf("entry max %d: want 1..%d", c.EntryMax, frame.MaxEntries))
-	}
-	if c.SendQueue < 1 || c.SendQueueBytes < c.MaxFrame {
-		errs = append(errs, fmt.Errorf("send queue %d frames / %d bytes: want >= 1 frame and >= max frame bytes", c.SendQueue, c.SendQueueBytes))
-	}
-	if len(c.Alternates) > frame.MaxURLs {
-		errs = append(errs, fmt.Errorf("%d alternates: at most %d", len(c.Alternates), frame.MaxURLs))
-	}
-	for _, o := range c.AllowedOrigins {
-		if o == "*" {
-			continue
-		}
-		if _, err := CanonicalOrigin(o); err != nil {
-			errs = append(errs, fmt.Errorf("allowed origin: %w", err))
-		}
-	}
-	if strings.ContainsAny(c.Subject, " .*>") {
-		errs = append(errs, fmt.Errorf("subject prefix %q: no spaces, dots or wildcards", c.Subject))
-	}
-	return errors.Join(errs...)
-}
-
-// CanonicalOrigin returns scheme://host[:port] in lower case, without a
-// default port, or an error if s is not an http(s) origin.
-func CanonicalOrigin(s string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", s, err)
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", fmt.Errorf("origin %q: want scheme://host[:port]", s)
-	}
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return scheme + "://" + host, nil
 }

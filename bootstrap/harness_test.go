@@ -19,7 +19,6 @@ import (
 
 	"github.com/flowercdn/flower/bootstrap/client"
 	"github.com/flowercdn/flower/bootstrap/frame"
-	"github.com/flowercdn/flower/shared/ids"
 )
 
 // binPath is the real flower-bootstrap binary, built once by TestMain.
@@ -78,7 +77,13 @@ func start(t *testing.T, env []string, args ...string) *instance {
 	}
 	in := &instance{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
 	go func() { in.done <- cmd.Wait(); lf.Close() }()
-	t.Cleanup(func() { in.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		_ = in.stop(syscall.SIGTERM)
+		// The binary is built with -race: a race it reports fails the test.
+		if log := in.logText(); strings.Contains(log, "WARNING: DATA RACE") {
+			t.Errorf("the bootstrap process reported a data race:\n%s", log)
+		}
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(logPath)
@@ -240,14 +245,6 @@ func ping(t *testing.T, c *client.Client, id uint32) {
 	if f := recvType(t, c, frame.TPong); f.ReqID != id {
 		t.Fatalf("pong %d, want %d", f.ReqID, id)
 	}
-}
-
-func peerSet(ps []ids.PeerID) map[ids.PeerID]bool {
-	m := map[ids.PeerID]bool{}
-	for _, p := range ps {
-		m[p] = true
-	}
-	return m
 }
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {

@@ -22,6 +22,8 @@ import (
 
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/keymgr"
+	"github.com/flowercdn/flower/shared/registry"
 )
 
 // Server is one bootstrap instance.
@@ -30,6 +32,8 @@ type Server struct {
 	log      *slog.Logger
 	instance string // random, names this instance on NATS
 
+	names []string // public names a Hello signature may be made for
+
 	allowAll     bool
 	allowOrigins map[string]bool
 	allowSites   map[ids.SiteID]bool
@@ -37,7 +41,9 @@ type Server struct {
 	peers  peerTable
 	npeers atomic.Int64
 	queued atomic.Int64 // bytes in all send queues
-	dir    *directory
+	caps   queueCaps
+	layout keymgr.Layout      // of the D-ring keys directory peers register
+	reg    *registry.Registry // registered D-ring members, local and remote
 	ipl    *ipLimiter
 	m      *metrics
 	cl     *cluster // nil without NATS
@@ -58,6 +64,10 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("bootstrap config: %w", err)
 	}
+	layout, err := keymgr.NewLayout(cfg.Localities, *cfg.InstanceBits)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap config: key layout: %w", err)
+	}
 	var inst [8]byte
 	if _, err := rand.Read(inst[:]); err != nil {
 		return nil, fmt.Errorf("instance id: %w", err)
@@ -68,8 +78,14 @@ func New(cfg Config) (*Server, error) {
 		instance:     hex.EncodeToString(inst[:]),
 		allowOrigins: make(map[string]bool),
 		allowSites:   make(map[ids.SiteID]bool),
-		dir:          newDirectory(),
+		layout:       layout,
+		reg:          registry.New(layout),
 		ipl:          newIPLimiter(cfg.IPConnRate, cfg.IPConnBurst, cfg.MaxPeersPerIP),
+		caps:         newQueueCaps(cfg),
+	}
+	for _, n := range cfg.PublicNames {
+		c, _ := CanonicalName(n) // validated
+		s.names = append(s.names, c)
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
@@ -111,7 +127,24 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Run serves on the listeners until ctx is cancelled, then shuts down
 // gracefully: it stops accepting, tells every peer to reconnect elsewhere
 // (GoAway, then a going-away close) and leaves NATS. It closes the listeners.
+// Without Config.PublicNames the listeners must all be loopback ones (see
+// LoopbackNames).
 func (s *Server) Run(ctx context.Context, lns []net.Listener) error {
+	if len(s.names) == 0 {
+		addrs := make([]net.Addr, len(lns))
+		for i, ln := range lns {
+			addrs[i] = ln.Addr()
+		}
+		names, err := LoopbackNames(addrs)
+		if err != nil {
+			for _, ln := range lns {
+				_ = ln.Close()
+			}
+			return fmt.Errorf("public names: %w", err)
+		}
+		s.names = names
+	}
+	s.log.Info("public names", "names", strings.Join(s.names, ","))
 	if s.cfg.NATSURL != "" {
 		cl, err := newCluster(s)
 		if err != nil {
@@ -312,40 +345,74 @@ func ParseSite(v string) (ids.SiteID, error) {
 	return ids.SiteOf(c), nil
 }
 
+// entryReply is the JSON answer of GET /v1/entry: the same three lists as
+// the Entries frame.
 type entryReply struct {
-	Site  string   `json:"site"`
-	Loc   int      `json:"loc"`
-	Peers []string `json:"peers"`
+	Site   string        `json:"site,omitempty"`
+	Loc    int           `json:"loc"`
+	Local  []memberReply `json:"local"`
+	Remote []memberReply `json:"remote"`
+	Random []memberReply `json:"random"`
 }
 
+type memberReply struct {
+	Key  string `json:"key"`  // 16 hex digits
+	Peer string `json:"peer"` // 32 hex digits
+}
+
+func memberReplies(ms []ids.Member) []memberReply {
+	out := make([]memberReply, len(ms))
+	for i, m := range ms {
+		out[i] = memberReply{Key: fmt.Sprintf("%016x", uint64(m.Key)), Peer: m.ID.String()}
+	}
+	return out
+}
+
+// serveEntry answers GET /v1/entry?site=&loc=&n=: the site's directories in
+// locality loc and elsewhere, and n random D-ring members. Without site, only
+// the random members (loc is then optional).
 func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	site, err := ParseSite(q.Get("site"))
-	if err != nil {
-		http.Error(w, "site: want an origin or a 16-hex-digit site id", http.StatusBadRequest)
-		return
-	}
-	loc, err := strconv.Atoi(q.Get("loc"))
-	if err != nil || loc < 0 || loc >= s.cfg.Localities {
-		http.Error(w, fmt.Sprintf("loc: want an integer in [0, %d)", s.cfg.Localities), http.StatusBadRequest)
-		return
-	}
-	n := 8
-	if v := q.Get("n"); v != "" {
-		n, err = strconv.Atoi(v)
-		if err != nil || n < 1 {
-			http.Error(w, "n: want a positive integer", http.StatusBadRequest)
+	var site ids.SiteID
+	if v := q.Get("site"); v != "" {
+		var err error
+		if site, err = ParseSite(v); err != nil || site == 0 {
+			http.Error(w, "site: want an origin or a 16-hex-digit site id", http.StatusBadRequest)
 			return
 		}
 	}
-	n = min(n, s.cfg.EntryMax)
+	loc := 0
+	if v := q.Get("loc"); v != "" || site != 0 {
+		var err error
+		loc, err = strconv.Atoi(v)
+		if err != nil || loc < 0 || loc >= s.cfg.Localities {
+			http.Error(w, fmt.Sprintf("loc: want an integer in [0, %d)", s.cfg.Localities), http.StatusBadRequest)
+			return
+		}
+	}
+	n := 8
+	if v := q.Get("n"); v != "" {
+		var err error
+		n, err = strconv.Atoi(v)
+		if err != nil || n < 0 {
+			http.Error(w, "n: want an integer >= 0", http.StatusBadRequest)
+			return
+		}
+	}
 	s.m.entryHTTP.Inc()
-	peers := s.dir.sample(dirKey{site, uint16(loc)}, n, ids.PeerID{}, time.Now().UnixMilli())
-	rep := entryReply{Site: fmt.Sprintf("%016x", uint64(site)), Loc: loc, Peers: make([]string, len(peers))}
-	for i, p := range peers {
-		rep.Peers[i] = p.String()
+	a := s.entries(site, loc, n, ids.PeerID{})
+	rep := entryReply{Loc: loc, Local: memberReplies(a.Local), Remote: memberReplies(a.Remote), Random: memberReplies(a.Random)}
+	if site != 0 {
+		rep.Site = fmt.Sprintf("%016x", uint64(site))
 	}
 	writeJSON(w, rep)
+}
+
+// entries answers an entry-point request from the registry (HTTP and
+// socket alike).
+func (s *Server) entries(site ids.SiteID, loc, n int, exclude ids.PeerID) registry.Answer {
+	q := registry.Query{Site: site, Loc: loc, N: min(n, s.cfg.EntryMax), Exclude: exclude}
+	return s.reg.Entries(q, nil, time.Now().UnixMilli())
 }
 
 type landmarksReply struct {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/coder/websocket"
 
@@ -72,7 +73,9 @@ func Dial(ctx context.Context, rawURL string, opt Options) (*Client, error) {
 	}
 	conn.SetReadLimit(frame.MaxFrame)
 	c := &Client{conn: conn, Key: key, ID: ids.FromPublicKey(key.Public().(ed25519.PublicKey))}
-	if err := c.handshake(ctx, u.Host, opt); err != nil {
+	// The Hello signs the service name as dialled; the service accepts only
+	// its own public names, so a hostile service cannot relay it.
+	if err := c.handshake(ctx, strings.ToLower(u.Host), opt); err != nil {
 		_ = conn.CloseNow()
 		return nil, err
 	}

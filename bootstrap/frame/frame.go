@@ -17,10 +17,14 @@ import (
 	"fmt"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/registry"
 )
 
-// Version is the frame format version this package speaks.
-const Version = 1
+// Version is the frame format version this package speaks. Version 2: the
+// Challenge carries the key layout's instance bits, a registration carries
+// the D-ring key a directory holds, Entries carries keyed members in three
+// lists.
+const Version = 2
 
 // Limits that are part of the format.
 const (
@@ -30,8 +34,11 @@ const (
 	MaxSignal = 16 << 10
 	// MaxRegs is the largest number of (site, locality, role) registrations.
 	MaxRegs = 64
-	// MaxEntries is the largest number of peers in an Entries frame.
-	MaxEntries = 64
+	// MaxLocal, MaxRemote and MaxRandom bound the three lists of an Entries
+	// frame; they are the registry's limits on one answer.
+	MaxLocal  = registry.MaxLocal
+	MaxRemote = registry.MaxRemote
+	MaxRandom = registry.MaxRandom
 	// MaxURLs is the largest number of alternate URLs in a GoAway frame.
 	MaxURLs = 8
 	// MaxText is the longest text (error message, reason, URL) in bytes.
@@ -48,11 +55,11 @@ type Type uint8
 
 // Server to peer.
 const (
-	TChallenge Type = 0x01 // Nonce, MaxFrame (server's limit), Localities
+	TChallenge Type = 0x01 // Nonce, MaxFrame (server's limit), Localities, InstanceBits
 	TWelcome   Type = 0x02 // Peer (the authenticated id), PingInterval (seconds)
 	TError     Type = 0x03 // Code, Ref (frame type it answers), Peer, ReqID, Text
 	TDeliver   Type = 0x04 // Peer (sender, stamped by the server), Payload
-	TEntries   Type = 0x05 // ReqID, Peers
+	TEntries   Type = 0x05 // ReqID, Local, Remote, Random
 	TGoAway    Type = 0x06 // RetryMs, URLs, Text (reason)
 	TPong      Type = 0x07 // ReqID
 )
@@ -62,7 +69,7 @@ const (
 	THello    Type = 0x10 // PubKey, Sig
 	TRegister Type = 0x11 // Regs: the full set, replacing the previous one
 	TSignal   Type = 0x12 // Peer (target), Payload
-	TEntryReq Type = 0x13 // ReqID, Site, Loc, N
+	TEntryReq Type = 0x13 // ReqID, Site (0: random members only), Loc, N
 	TPing     Type = 0x14 // ReqID
 )
 
@@ -121,11 +128,21 @@ func (r Role) String() string {
 }
 
 // Reg is one registration: the peer serves Site in locality Loc with Role.
+// A directory peer also names the D-ring key it holds for the site (its
+// PetalUp instance's key): the key must belong to Site in the server's key
+// layout and carry Loc in its locality bits. Other roles send Key 0.
 type Reg struct {
 	Site ids.SiteID
 	Loc  uint16
 	Role Role
+	Key  ids.Key
 }
+
+// regLen is the encoded size of a Reg: site u64, loc u16, role u8, key u64.
+const regLen = 8 + 2 + 1 + 8
+
+// memberLen is the encoded size of a keyed member: key u64, peer id.
+const memberLen = 8 + ids.PeerIDLen
 
 // Code is an error code carried by an Error frame.
 type Code uint16
@@ -147,6 +164,7 @@ const (
 	CodeInternal      Code = 13 // a server-side failure
 	CodeReplaced      Code = 14 // the same peer id connected again
 	CodeIdle          Code = 15 // nothing received for too long
+	CodeTargetBusy    Code = 16 // the target's queue has no room for this sender's signal: dropped, retry later
 )
 
 func (c Code) String() string {
@@ -181,6 +199,8 @@ func (c Code) String() string {
 		return "replaced"
 	case CodeIdle:
 		return "idle"
+	case CodeTargetBusy:
+		return "target_busy"
 	}
 	return fmt.Sprintf("code_%d", uint16(c))
 }
@@ -194,9 +214,10 @@ type Frame struct {
 	Peer    ids.PeerID // Welcome, Error, Deliver, Signal
 	Payload []byte     // Deliver, Signal
 
-	Nonce      [NonceLen]byte // Challenge
-	MaxFrame   uint32         // Challenge
-	Localities uint16         // Challenge
+	Nonce        [NonceLen]byte // Challenge
+	MaxFrame     uint32         // Challenge
+	Localities   uint16         // Challenge
+	InstanceBits uint8          // Challenge: the key layout is keymgr.NewLayout(Localities, InstanceBits)
 
 	PingInterval uint16 // Welcome, in seconds
 
@@ -204,16 +225,18 @@ type Frame struct {
 	Ref  Type   // Error: the type of the frame it answers (0: none)
 	Text string // Error message, GoAway reason
 
-	ReqID uint32          // Error, Entries, EntryReq, Ping, Pong
-	Peers []ids.PeerID    // Entries
-	Site  ids.SiteID      // EntryReq
-	Loc   uint16          // EntryReq
-	N     uint8           // EntryReq
-	Regs  []Reg           // Register
-	URLs  []string        // GoAway
-	Retry uint32          // GoAway: milliseconds to wait before reconnecting
-	Key   [PubKeyLen]byte // Hello
-	Sig   [SigLen]byte    // Hello
+	ReqID  uint32          // Error, Entries, EntryReq, Ping, Pong
+	Local  []ids.Member    // Entries: the site's directories in the asker's locality
+	Remote []ids.Member    // Entries: the site's directories in other localities
+	Random []ids.Member    // Entries: random D-ring members of any site
+	Site   ids.SiteID      // EntryReq
+	Loc    uint16          // EntryReq
+	N      uint8           // EntryReq
+	Regs   []Reg           // Register
+	URLs   []string        // GoAway
+	Retry  uint32          // GoAway: milliseconds to wait before reconnecting
+	Key    [PubKeyLen]byte // Hello
+	Sig    [SigLen]byte    // Hello
 }
 
 // Errors returned by Decode. They are wrapped with detail; test with errors.Is.
@@ -288,6 +311,28 @@ func (r *reader) peer() (id ids.PeerID) {
 	return id
 }
 
+// members reads a one-byte count (at most max) and that many keyed members.
+func (r *reader) members(what string, max int) []ids.Member {
+	n := int(r.u8())
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	if n > max {
+		r.fail(fmt.Errorf("%w: %d %s members > %d", ErrLimit, n, what, max))
+		return nil
+	}
+	if len(r.b) < n*memberLen {
+		r.fail(ErrShort)
+		return nil
+	}
+	ms := make([]ids.Member, n)
+	for i := range ms {
+		ms[i].Key = ids.Key(r.u64())
+		ms[i].ID = r.peer()
+	}
+	return ms
+}
+
 // text reads a one-byte length and that many bytes (<= MaxText by design).
 func (r *reader) text() string {
 	n := int(r.u8())
@@ -314,6 +359,7 @@ func Decode(b []byte) (Frame, error) {
 		copy(f.Nonce[:], r.take(NonceLen))
 		f.MaxFrame = r.u32()
 		f.Localities = r.u16()
+		f.InstanceBits = r.u8()
 	case TWelcome:
 		f.Peer = r.peer()
 		f.PingInterval = r.u16()
@@ -334,18 +380,9 @@ func Decode(b []byte) (Frame, error) {
 		}
 	case TEntries:
 		f.ReqID = r.u32()
-		n := int(r.u8())
-		if n > MaxEntries {
-			return f, fmt.Errorf("%w: %d entries > %d", ErrLimit, n, MaxEntries)
-		}
-		if r.err == nil && len(r.b) >= n*ids.PeerIDLen && n > 0 {
-			f.Peers = make([]ids.PeerID, n)
-			for i := range f.Peers {
-				f.Peers[i] = r.peer()
-			}
-		} else if n > 0 {
-			r.fail(ErrShort)
-		}
+		f.Local = r.members("local", MaxLocal)
+		f.Remote = r.members("remote", MaxRemote)
+		f.Random = r.members("random", MaxRandom)
 	case TGoAway:
 		f.Retry = r.u32()
 		n := int(r.u8())
@@ -366,10 +403,10 @@ func Decode(b []byte) (Frame, error) {
 		if n > MaxRegs {
 			return f, fmt.Errorf("%w: %d registrations > %d", ErrLimit, n, MaxRegs)
 		}
-		if r.err == nil && len(r.b) >= n*11 && n > 0 {
+		if r.err == nil && len(r.b) >= n*regLen && n > 0 {
 			f.Regs = make([]Reg, n)
 			for i := range f.Regs {
-				f.Regs[i] = Reg{Site: ids.SiteID(r.u64()), Loc: r.u16(), Role: Role(r.u8())}
+				f.Regs[i] = Reg{Site: ids.SiteID(r.u64()), Loc: r.u16(), Role: Role(r.u8()), Key: ids.Key(r.u64())}
 				if f.Regs[i].Role < RoleClient || f.Regs[i].Role > RoleDirectory {
 					return f, fmt.Errorf("%w: role %d", ErrInvalid, f.Regs[i].Role)
 				}
@@ -412,6 +449,7 @@ func (f *Frame) Append(dst []byte) []byte {
 		b = append(b, f.Nonce[:]...)
 		b = binary.BigEndian.AppendUint32(b, f.MaxFrame)
 		b = binary.BigEndian.AppendUint16(b, f.Localities)
+		b = append(b, f.InstanceBits)
 	case TWelcome:
 		b = append(b, f.Peer[:]...)
 		b = binary.BigEndian.AppendUint16(b, f.PingInterval)
@@ -430,14 +468,9 @@ func (f *Frame) Append(dst []byte) []byte {
 		b = append(b, p...)
 	case TEntries:
 		b = binary.BigEndian.AppendUint32(b, f.ReqID)
-		ps := f.Peers
-		if len(ps) > MaxEntries {
-			ps = ps[:MaxEntries]
-		}
-		b = append(b, byte(len(ps)))
-		for _, p := range ps {
-			b = append(b, p[:]...)
-		}
+		b = appendMembers(b, f.Local, MaxLocal)
+		b = appendMembers(b, f.Remote, MaxRemote)
+		b = appendMembers(b, f.Random, MaxRandom)
 	case TGoAway:
 		b = binary.BigEndian.AppendUint32(b, f.Retry)
 		us := f.URLs
@@ -464,12 +497,26 @@ func (f *Frame) Append(dst []byte) []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(r.Site))
 			b = binary.BigEndian.AppendUint16(b, r.Loc)
 			b = append(b, byte(r.Role))
+			b = binary.BigEndian.AppendUint64(b, uint64(r.Key))
 		}
 	case TEntryReq:
 		b = binary.BigEndian.AppendUint32(b, f.ReqID)
 		b = binary.BigEndian.AppendUint64(b, uint64(f.Site))
 		b = binary.BigEndian.AppendUint16(b, f.Loc)
 		b = append(b, f.N)
+	}
+	return b
+}
+
+// appendMembers appends a one-byte count and up to max keyed members.
+func appendMembers(b []byte, ms []ids.Member, max int) []byte {
+	if len(ms) > max {
+		ms = ms[:max]
+	}
+	b = append(b, byte(len(ms)))
+	for _, m := range ms {
+		b = binary.BigEndian.AppendUint64(b, uint64(m.Key))
+		b = append(b, m.ID[:]...)
 	}
 	return b
 }
@@ -493,8 +540,11 @@ func AppendSignal(dst []byte, to ids.PeerID, payload []byte) []byte {
 const AuthContext = "flower-cdn bootstrap auth v1"
 
 // AuthMessage is what a peer signs to answer a challenge: the domain prefix,
-// the host it dialled (as sent in its HTTP Host header, so that a signature
-// made for one service cannot be relayed to another) and the server nonce.
+// the name of the service it dialled (host[:port] of its WebSocket URL, in
+// lower case) and the server nonce. The service checks the signature against
+// its own configured public names, never against the Host header a client
+// sends, so a signature a hostile service obtains for its own name cannot be
+// relayed to the real one.
 func AuthMessage(host string, nonce [NonceLen]byte) []byte {
 	b := make([]byte, 0, len(AuthContext)+1+len(host)+1+NonceLen)
 	b = append(b, AuthContext...)

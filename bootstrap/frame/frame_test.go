@@ -20,15 +20,18 @@ func sampleFrames() []Frame {
 	var sig [SigLen]byte
 	key[0], sig[63] = 7, 9
 	return []Frame{
-		{Type: TChallenge, Nonce: nonce, MaxFrame: MaxFrame, Localities: 16},
+		{Type: TChallenge, Nonce: nonce, MaxFrame: MaxFrame, Localities: 16, InstanceBits: 3},
 		{Type: TWelcome, Peer: p, PingInterval: 30},
 		{Type: TError, Code: CodeUnknownTarget, Ref: TSignal, Peer: p, ReqID: 9, Text: "unknown target"},
 		{Type: TDeliver, Peer: p, Payload: []byte("v=0 offer")},
-		{Type: TEntries, ReqID: 3, Peers: []ids.PeerID{p, {9}}},
+		{Type: TEntries, ReqID: 3, Local: []ids.Member{{Key: 0x2a00000000000019, ID: p}, {Key: 0x2a0000000000001a, ID: ids.PeerID{9}}},
+			Remote: []ids.Member{{Key: 0x2a00000000000008, ID: ids.PeerID{8}}}, Random: []ids.Member{{Key: 77, ID: ids.PeerID{7}}}},
+		{Type: TEntries, ReqID: 4, Random: []ids.Member{{Key: 1, ID: p}}},
+		{Type: TEntries, ReqID: 5},
 		{Type: TGoAway, Retry: 1500, URLs: []string{"ws://a/v1/ws", "ws://b/v1/ws"}, Text: "shutting down"},
 		{Type: TPong, ReqID: 77},
 		{Type: THello, Key: key, Sig: sig},
-		{Type: TRegister, Regs: []Reg{{Site: 42, Loc: 3, Role: RoleDirectory}, {Site: 43, Loc: 0, Role: RoleClient}}},
+		{Type: TRegister, Regs: []Reg{{Site: 42, Loc: 3, Role: RoleDirectory, Key: 0x19}, {Site: 43, Loc: 0, Role: RoleClient}}},
 		{Type: TSignal, Peer: p, Payload: []byte{0, 1, 2}},
 		{Type: TEntryReq, ReqID: 5, Site: 42, Loc: 3, N: 8},
 		{Type: TPing, ReqID: 1},
@@ -64,13 +67,20 @@ func TestRejects(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrShort},
-		{"version", []byte{2, byte(TPing), 0, 0, 0, 0}, ErrVersion},
+		{"version 1", []byte{1, byte(TPing), 0, 0, 0, 0}, ErrVersion},
+		{"version 3", []byte{3, byte(TPing), 0, 0, 0, 0}, ErrVersion},
 		{"unknown", []byte{Version, 0x7f}, ErrUnknownType},
 		{"oversize", make([]byte, MaxFrame+1), ErrLimit},
 		{"signal payload", append([]byte{Version, byte(TSignal)}, make([]byte, 16+MaxSignal+1)...), ErrLimit},
 		{"too many regs", []byte{Version, byte(TRegister), MaxRegs + 1}, ErrLimit},
-		{"bad role", append([]byte{Version, byte(TRegister), 1}, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 9), ErrInvalid},
+		{"bad role", append([]byte{Version, byte(TRegister), 1}, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0), ErrInvalid},
+		{"short reg", append([]byte{Version, byte(TRegister), 1}, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 3), ErrShort},
 		{"short entries", []byte{Version, byte(TEntries), 0, 0, 0, 0, 2, 1}, ErrShort},
+		{"entries without lists", []byte{Version, byte(TEntries), 0, 0, 0, 0}, ErrShort},
+		{"too many local", []byte{Version, byte(TEntries), 0, 0, 0, 0, MaxLocal + 1}, ErrLimit},
+		{"too many remote", []byte{Version, byte(TEntries), 0, 0, 0, 0, 0, MaxRemote + 1}, ErrLimit},
+		{"too many random", []byte{Version, byte(TEntries), 0, 0, 0, 0, 0, 0, MaxRandom + 1}, ErrLimit},
+		{"short challenge", append([]byte{Version, byte(TChallenge)}, make([]byte, NonceLen+6)...), ErrShort},
 	}
 	for _, c := range cases {
 		if _, err := Decode(c.b); !errors.Is(err, c.want) {

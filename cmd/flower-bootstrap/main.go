@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -31,11 +32,10 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "flower-bootstrap:", err)
+			fmt.Fprintln(os.Stderr, "flower-bootstrap:", strings.ReplaceAll(err.Error(), "\n", "\nflower-bootstrap: "))
 		}
 		stop()
 		os.Exit(2)
-
 	}
 }
 
@@ -55,10 +55,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:7700", "comma-separated `addresses` to listen on (host:port; port 0 picks one)")
 	origins := fs.String("allow-origins", "*", "comma-separated website `origins` allowed to use this bootstrap (\"*\": any)")
+	publicNames := fs.String("public-names", "", "comma-separated host[:port] `names` clients dial this service by, as in their WebSocket URL (default: derived from --listen when every address is loopback; required otherwise)")
 	landmarks := fs.String("landmarks", "", "comma-separated landmark `URLs` for locality detection")
 	alternates := fs.String("alternates", "", "comma-separated WebSocket `URLs` of other instances, sent to peers at shutdown")
 	cfg := bootstrap.Config{}
 	fs.IntVar(&cfg.Localities, "localities", d.Localities, "number of localities k")
+	cfg.InstanceBits = fs.Int("instance-bits", *d.InstanceBits, "PetalUp instance bits of the D-ring key layout (0..8; the protocol core's default is 3)")
 	fs.IntVar(&cfg.MaxPeers, "max-peers", d.MaxPeers, "maximum connected peers")
 	fs.IntVar(&cfg.MaxFrame, "max-frame", d.MaxFrame, "maximum frame size in bytes")
 	fs.Float64Var(&cfg.PeerRate, "peer-rate", d.PeerRate, "frames per second one peer may send")
@@ -66,9 +68,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&cfg.IPConnRate, "ip-rate", d.IPConnRate, "new connections and API requests per second per client IP (0: off)")
 	fs.IntVar(&cfg.IPConnBurst, "ip-burst", d.IPConnBurst, "burst of new connections and API requests per client IP")
 	fs.IntVar(&cfg.MaxPeersPerIP, "max-peers-per-ip", d.MaxPeersPerIP, "maximum connected peers per client IP (0: off)")
-	fs.IntVar(&cfg.SendQueue, "send-queue", d.SendQueue, "frames queued for one peer before it is dropped as a slow reader")
-	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", d.SendQueueBytes, "bytes queued for one peer before it is dropped as a slow reader")
-	fs.IntVar(&cfg.EntryMax, "entry-max", d.EntryMax, "maximum n of an entry-point request")
+	fs.IntVar(&cfg.SendQueue, "send-queue", d.SendQueue, "frames queued for one peer (>= 4); signals from others beyond their share are refused with target_busy")
+	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", d.SendQueueBytes, "bytes queued for one peer (>= 4 x --max-frame); signals from others beyond their share are refused with target_busy")
+	fs.IntVar(&cfg.EntryMax, "entry-max", d.EntryMax, "maximum random D-ring members in an entry-point answer (1..16)")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", d.PingInterval, "keepalive interval told to peers (they send a ping frame when otherwise quiet)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", d.IdleTimeout, "disconnect a peer silent for this long")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", d.WriteTimeout, "timeout of one write to a peer")
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.DirSnapshot, "dir-snapshot", d.DirSnapshot, "how often directory registrations are republished over NATS")
 	fs.BoolVar(&cfg.Poller, "poller", d.Poller, "wait for idle peers with epoll instead of a goroutine per peer (Linux)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ (profiling; not for public listeners)")
-	gogc := fs.Int("gogc", 0, "Go GC target percentage (0: keep GOGC or the default 100); lower trades CPU for RSS")
+	gogc := fs.Int("gogc", 0, "Go GC target percentage (0: keep GOGC or the default 100; -1: off); lower trades CPU for RSS")
 	memLimit := fs.Int64("memory-limit", 0, "soft memory limit in bytes for the Go runtime (0: keep GOMEMLIMIT)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -91,9 +93,42 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := applyEnv(fs); err != nil {
 		return err
 	}
+	cfg.AllowedOrigins = splitList(*origins)
+	cfg.PublicNames = splitList(*publicNames)
+	cfg.Landmarks = splitList(*landmarks)
+	cfg.Alternates = splitList(*alternates)
+	// Every value is checked as given, before New fills zero fields with
+	// defaults: an explicit bad value is an error, never a silent default.
+	var errs []error
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("log level: %w", err)
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel))
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", *logFormat))
+	}
+	if *gogc < -1 {
+		errs = append(errs, fmt.Errorf("--gogc %d: want -1 (off), 0 (keep) or a percentage > 0", *gogc))
+	}
+	if *memLimit < 0 {
+		errs = append(errs, fmt.Errorf("--memory-limit %d: want >= 0 bytes (0: keep)", *memLimit))
+	}
+	addrs := splitList(*listen)
+	if len(addrs) == 0 {
+		errs = append(errs, errors.New("--listen: no address"))
+	}
+	if len(cfg.PublicNames) == 0 {
+		for _, a := range addrs {
+			if err := loopbackListen(a); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	hopts := &slog.HandlerOptions{Level: lvl}
 	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
@@ -102,9 +137,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(h)
 	cfg.Logger = log
-	cfg.AllowedOrigins = splitList(*origins)
-	cfg.Landmarks = splitList(*landmarks)
-	cfg.Alternates = splitList(*alternates)
 	if *gogc != 0 {
 		debug.SetGCPercent(*gogc)
 	}
@@ -125,10 +157,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	srv, err := bootstrap.New(cfg)
 	if err != nil {
 		return err
-	}
-	addrs := splitList(*listen)
-	if len(addrs) == 0 {
-		return errors.New("--listen: no address")
 	}
 	var lns []net.Listener
 	for _, a := range addrs {
@@ -162,4 +190,20 @@ func applyEnv(fs *flag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// loopbackListen reports an error unless addr (host:port, as given to
+// --listen) is on a loopback address, where the public names can be derived.
+func loopbackListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %s is not a loopback address: set --public-names to the host[:port] names clients dial (they sign the name in their Hello)", addr)
 }

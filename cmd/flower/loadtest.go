@@ -25,7 +25,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the signalling load")
 	fs.Float64Var(&cfg.Rate, "rate", 1, "signalling messages per second sent by each peer")
 	fs.IntVar(&cfg.Payload, "payload", 200, "bytes per signalling message (>= 8)")
-	fs.Float64Var(&cfg.Directory, "directory", 0.05, "fraction of peers registering as directory peers")
+	fs.Float64Var(&cfg.Directory, "directory", 0.05, "fraction of peers registering as directory peers (with D-ring keys in the layout the server announces)")
 	fs.StringVar(&cfg.Site, "site", "https://loadtest.example", "website origin the peers register")
 	fs.IntVar(&cfg.Localities, "localities", 6, "localities the peers spread over (capped at the number the server announces)")
 	fs.IntVar(&cfg.Dialers, "dialers", 64, "connections set up concurrently")

@@ -1,0 +1,142 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/flowercdn/flower/bootstrap/frame"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/keymgr"
+)
+
+// Entries is an entry-point answer, from an Entries frame or from the JSON
+// of GET /v1/entry: the site's directories in the asker's locality (Local,
+// every PetalUp instance), in the other localities (Remote), and random
+// D-ring members of any site (Random).
+type Entries struct {
+	ReqID uint32     // the frame form only
+	Site  ids.SiteID // the JSON form only (0: random members only)
+	Loc   int        // the JSON form only
+
+	Local, Remote, Random []ids.Member
+}
+
+// Layout is the D-ring key layout the service announced in its challenge.
+func (c *Client) Layout() (keymgr.Layout, error) {
+	l, err := keymgr.NewLayout(int(c.Challenge.Localities), int(c.Challenge.InstanceBits))
+	if err != nil {
+		return keymgr.Layout{}, fmt.Errorf("layout from the challenge: %w", err)
+	}
+	return l, nil
+}
+
+// DirectoryReg is the registration of a directory peer of site in locality
+// loc holding PetalUp instance inst: its D-ring key in the service's layout.
+func (c *Client) DirectoryReg(site ids.SiteID, loc, inst int) (frame.Reg, error) {
+	l, err := c.Layout()
+	if err != nil {
+		return frame.Reg{}, err
+	}
+	if loc < 0 || loc >= int(c.Challenge.Localities) || inst < 0 || inst >= l.MaxInstances() {
+		return frame.Reg{}, fmt.Errorf("directory of locality %d instance %d: out of the service's layout", loc, inst)
+	}
+	return frame.Reg{Site: site, Loc: uint16(loc), Role: frame.RoleDirectory, Key: l.Key(site, loc, inst)}, nil
+}
+
+// RequestEntries sends an entry-point request; the answer arrives as an
+// Entries frame with the same reqID (see ParseEntries). site 0 asks for
+// random members only.
+func (c *Client) RequestEntries(ctx context.Context, reqID uint32, site ids.SiteID, loc, n int) error {
+	if loc < 0 || loc > 0xffff || n < 0 || n > 0xff {
+		return fmt.Errorf("entry request: loc %d, n %d out of range", loc, n)
+	}
+	return c.Send(ctx, &frame.Frame{Type: frame.TEntryReq, ReqID: reqID, Site: site, Loc: uint16(loc), N: uint8(n)})
+}
+
+// ParseEntries returns the three lists of an Entries frame.
+func ParseEntries(f frame.Frame) (Entries, error) {
+	if f.Type != frame.TEntries {
+		return Entries{}, fmt.Errorf("parse entries: got a %s frame", f.Type)
+	}
+	return Entries{ReqID: f.ReqID, Local: f.Local, Remote: f.Remote, Random: f.Random}, nil
+}
+
+type entriesJSON struct {
+	Site   string       `json:"site"`
+	Loc    int          `json:"loc"`
+	Local  []memberJSON `json:"local"`
+	Remote []memberJSON `json:"remote"`
+	Random []memberJSON `json:"random"`
+}
+
+type memberJSON struct {
+	Key  string `json:"key"`
+	Peer string `json:"peer"`
+}
+
+// ParseEntriesJSON parses the JSON answer of GET /v1/entry.
+func ParseEntriesJSON(b []byte) (Entries, error) {
+	var j entriesJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return Entries{}, fmt.Errorf("parse entries json: %w", err)
+	}
+	e := Entries{Loc: j.Loc}
+	if j.Site != "" {
+		v, err := parseHex64(j.Site)
+		if err != nil {
+			return Entries{}, fmt.Errorf("parse entries json: site: %w", err)
+		}
+		e.Site = ids.SiteID(v)
+	}
+	var err error
+	if e.Local, err = members(j.Local); err != nil {
+		return Entries{}, fmt.Errorf("parse entries json: local: %w", err)
+	}
+	if e.Remote, err = members(j.Remote); err != nil {
+		return Entries{}, fmt.Errorf("parse entries json: remote: %w", err)
+	}
+	if e.Random, err = members(j.Random); err != nil {
+		return Entries{}, fmt.Errorf("parse entries json: random: %w", err)
+	}
+	return e, nil
+}
+
+func members(js []memberJSON) ([]ids.Member, error) {
+	if len(js) == 0 {
+		return nil, nil
+	}
+	out := make([]ids.Member, len(js))
+	for i, m := range js {
+		k, err := parseHex64(m.Key)
+		if err != nil {
+			return nil, fmt.Errorf("key: %w", err)
+		}
+		id, err := ids.ParsePeerID(m.Peer)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ids.Member{Key: ids.Key(k), ID: id}
+	}
+	return out, nil
+}
+
+// parseHex64 parses exactly 16 hex digits.
+func parseHex64(s string) (uint64, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("%q: want 16 hex digits", s)
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	return v, nil
+}
+
+// Empty reports whether the answer lists no member at all.
+func (e Entries) Empty() bool { return len(e.Local)+len(e.Remote)+len(e.Random) == 0 }
