@@ -82,8 +82,14 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	if want := b64.EncodedLen(len(k)); len(rest) != want {
 		return k, fmt.Errorf("security: parse public key: %d base64 characters, want %d: %w", len(rest), want, ErrInvalidKey)
 	}
-	if _, err := b64.Decode(k[:], []byte(rest)); err != nil {
+	// The decoder skips CR and LF: a key must decode to exactly 32 bytes
+	// from exactly its own text form.
+	n, err := b64.Decode(k[:], []byte(rest))
+	if err != nil {
 		return PublicKey{}, fmt.Errorf("security: parse public key: bad base64url (%v): %w", err, ErrInvalidKey)
+	}
+	if n != len(k) || b64.EncodeToString(k[:]) != rest {
+		return PublicKey{}, fmt.Errorf("security: parse public key: not the canonical base64url of 32 bytes: %w", ErrInvalidKey)
 	}
 	if k.IsZero() {
 		return k, fmt.Errorf("security: parse public key: all-zero key: %w", ErrInvalidKey)

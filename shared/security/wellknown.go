@@ -127,11 +127,15 @@ func (w WellKnown) Marshal() ([]byte, error) {
 	if w.Share == nil {
 		w.Share = []string{}
 	}
-	b, err := json.Marshal(w)
-	if err != nil {
+	// No HTML escaping (<, >, & as \u003c...): a document within the size
+	// limit must marshal within it too.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
 		return nil, fmt.Errorf("security: marshal well-known document: %w", err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Matches reports whether path (a URL path, without query) matches one of the

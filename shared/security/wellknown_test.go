@@ -1,6 +1,7 @@
 package security
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -183,5 +184,35 @@ func TestShares(t *testing.T) {
 		if got := w.Shares(c.url); got != c.want {
 			t.Errorf("Shares(%q) = %v, want %v", c.url, got, c.want)
 		}
+	}
+}
+
+// TestMarshalStaysWithinLimit: a document ParseWellKnown accepts marshals
+// to one it accepts too. Go's JSON encoder escapes <, > and & six-fold by
+// default, which took a document near the limit past it.
+func TestMarshalStaysWithinLimit(t *testing.T) {
+	pattern := "/" + strings.Repeat("&", 240) + "/*"
+	var share []string
+	for i := 0; i < MaxSharePatterns && len(share)*(len(pattern)+3) < MaxWellKnownSize-1000; i++ {
+		share = append(share, fmt.Sprintf("/%d%s", i, pattern))
+	}
+	doc, err := json.Marshal(map[string]any{"site": "https://example.org", "public_key": rfc8410Public, "share": share})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc = []byte(strings.ReplaceAll(string(doc), `\u0026`, "&"))
+	if len(doc) > MaxWellKnownSize {
+		t.Fatalf("test document is %d bytes", len(doc))
+	}
+	w, err := ParseWellKnown(doc)
+	if err != nil {
+		t.Fatalf("parse %d-byte document: %v", len(doc), err)
+	}
+	out, err := w.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseWellKnown(out); err != nil {
+		t.Fatalf("the %d-byte document marshals to %d bytes that do not parse: %v", len(doc), len(out), err)
 	}
 }
