@@ -150,13 +150,25 @@ func (c *cluster) subscribe(p *peer) {
 		c.s.log.Warn("nats subscribe peer", "peer", p.id.Short(), "err", err)
 		return
 	}
+	p.mu.Lock()
+	if p.closed {
+		// Cleaned up meanwhile (replaced, shut down): it must not keep
+		// a subscription.
+		p.mu.Unlock()
+		_ = sub.Unsubscribe()
+		return
+	}
 	p.sub = sub
+	p.mu.Unlock()
 }
 
 func (c *cluster) unsubscribe(p *peer) {
-	if p.sub != nil {
-		_ = p.sub.Unsubscribe()
-		p.sub = nil
+	p.mu.Lock()
+	sub := p.sub
+	p.sub = nil
+	p.mu.Unlock()
+	if sub != nil {
+		_ = sub.Unsubscribe()
 	}
 }
 

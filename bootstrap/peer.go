@@ -40,7 +40,7 @@ type peer struct {
 	serving  atomic.Bool  // a serve goroutine owns the reads (poller mode)
 	rmu      sync.Mutex   // held while reading; a close handshake reads too
 	cleaned  atomic.Bool
-	fd       int32 // the socket's descriptor (poller mode)
+	fd       int32 // the socket's descriptor (poller mode), under the poller's mutex
 
 	mu      sync.Mutex
 	q       []qItem // frames waiting for the writer
@@ -53,10 +53,10 @@ type peer struct {
 	writing             bool // a writer goroutine runs (or the handshake still writes)
 	closed              bool
 
-	regs []frame.Reg // under mu
+	regs []frame.Reg        // under mu
+	sub  *nats.Subscription // under mu: set by the handshake, taken by cleanup
 
 	// Owned by the reader goroutine.
-	sub         *nats.Subscription
 	lastRateErr int64
 }
 

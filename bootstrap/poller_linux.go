@@ -42,9 +42,14 @@ func (pl *poller) add(p *peer) error {
 	if err := p.raw.Control(func(u uintptr) { fd = int32(u) }); err != nil {
 		return fmt.Errorf("socket descriptor: %w", err)
 	}
-	p.fd = fd
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	if p.cleaned.Load() {
+		// Closed meanwhile (replaced by a newer connection, shutdown):
+		// its cleanup already ran remove, or runs it after this.
+		return errors.New("peer closed")
+	}
+	p.fd = fd // under pl.mu, like every read of it
 	pl.peers[fd] = p
 	ev := syscall.EpollEvent{Events: pollEvents, Fd: fd}
 	if err := syscall.EpollCtl(pl.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev); err != nil {
