@@ -40,7 +40,8 @@ type cluster struct {
 	in   chan *nats.Msg
 
 	mu      sync.Mutex
-	instIdx map[string]uint32
+	instIdx map[string]uint32 // remote instance id -> registry owner number
+	nextIdx uint32
 	badLay  map[string]bool // instances already reported for another key layout
 }
 
@@ -287,6 +288,9 @@ func (c *cluster) handleDir(b []byte) {
 	c.mu.Lock()
 	if int(m.LocBits) != l.LocBits || int(m.InstBits) != l.InstBits {
 		if !c.badLay[m.Instance] {
+			if len(c.badLay) >= 1024 {
+				clear(c.badLay) // only decides what is logged
+			}
 			c.badLay[m.Instance] = true
 			c.s.log.Warn("ignoring the directory of an instance with another key layout: check --localities and --instance-bits",
 				"instance", m.Instance, "loc_bits", m.LocBits, "instance_bits", m.InstBits, "ours", fmt.Sprintf("%d+%d", l.LocBits, l.InstBits))
@@ -296,8 +300,14 @@ func (c *cluster) handleDir(b []byte) {
 	}
 	idx, ok := c.instIdx[m.Instance]
 	if !ok {
-		idx = uint32(len(c.instIdx) + 1)
+		// Owner numbers are never reused: a number still held by
+		// entries that are ageing out must not name another instance.
+		c.nextIdx++
+		idx = c.nextIdx
 		c.instIdx[m.Instance] = idx
+	}
+	if m.Op == dirmsg.OpBye {
+		delete(c.instIdx, m.Instance) // restarted instances come back with a new id
 	}
 	c.mu.Unlock()
 	if m.Op == dirmsg.OpBye {
