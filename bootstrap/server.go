@@ -345,29 +345,6 @@ func ParseSite(v string) (ids.SiteID, error) {
 	return ids.SiteOf(c), nil
 }
 
-// entryReply is the JSON answer of GET /v1/entry: the same three lists as
-// the Entries frame.
-type entryReply struct {
-	Site   string        `json:"site,omitempty"`
-	Loc    int           `json:"loc"`
-	Local  []memberReply `json:"local"`
-	Remote []memberReply `json:"remote"`
-	Random []memberReply `json:"random"`
-}
-
-type memberReply struct {
-	Key  string `json:"key"`  // 16 hex digits
-	Peer string `json:"peer"` // 32 hex digits
-}
-
-func memberReplies(ms []ids.Member) []memberReply {
-	out := make([]memberReply, len(ms))
-	for i, m := range ms {
-		out[i] = memberReply{Key: fmt.Sprintf("%016x", uint64(m.Key)), Peer: m.ID.String()}
-	}
-	return out
-}
-
 // serveEntry answers GET /v1/entry?site=&loc=&n=: the site's directories in
 // locality loc and elsewhere, and n random D-ring members. Without site, only
 // the random members (loc is then optional).
@@ -401,7 +378,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.entryHTTP.Inc()
 	a := s.entries(site, loc, n, ids.PeerID{})
-	rep := entryReply{Loc: loc, Local: memberReplies(a.Local), Remote: memberReplies(a.Remote), Random: memberReplies(a.Random)}
+	rep := frame.EntriesJSON{Loc: loc, Local: frame.MembersJSON(a.Local), Remote: frame.MembersJSON(a.Remote), Random: frame.MembersJSON(a.Random)}
 	if site != 0 {
 		rep.Site = fmt.Sprintf("%016x", uint64(site))
 	}

@@ -2,10 +2,8 @@ package client
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
@@ -64,78 +62,31 @@ func ParseEntries(f frame.Frame) (Entries, error) {
 	return Entries{ReqID: f.ReqID, Local: f.Local, Remote: f.Remote, Random: f.Random}, nil
 }
 
-type entriesJSON struct {
-	Site   string       `json:"site"`
-	Loc    int          `json:"loc"`
-	Local  []memberJSON `json:"local"`
-	Remote []memberJSON `json:"remote"`
-	Random []memberJSON `json:"random"`
-}
-
-type memberJSON struct {
-	Key  string `json:"key"`
-	Peer string `json:"peer"`
-}
-
 // ParseEntriesJSON parses the JSON answer of GET /v1/entry.
 func ParseEntriesJSON(b []byte) (Entries, error) {
-	var j entriesJSON
+	var j frame.EntriesJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return Entries{}, fmt.Errorf("parse entries json: %w", err)
 	}
 	e := Entries{Loc: j.Loc}
 	if j.Site != "" {
-		v, err := parseHex64(j.Site)
+		v, err := frame.ParseHex64(j.Site)
 		if err != nil {
 			return Entries{}, fmt.Errorf("parse entries json: site: %w", err)
 		}
 		e.Site = ids.SiteID(v)
 	}
 	var err error
-	if e.Local, err = members(j.Local); err != nil {
+	if e.Local, err = frame.ParseMembersJSON(j.Local); err != nil {
 		return Entries{}, fmt.Errorf("parse entries json: local: %w", err)
 	}
-	if e.Remote, err = members(j.Remote); err != nil {
+	if e.Remote, err = frame.ParseMembersJSON(j.Remote); err != nil {
 		return Entries{}, fmt.Errorf("parse entries json: remote: %w", err)
 	}
-	if e.Random, err = members(j.Random); err != nil {
+	if e.Random, err = frame.ParseMembersJSON(j.Random); err != nil {
 		return Entries{}, fmt.Errorf("parse entries json: random: %w", err)
 	}
 	return e, nil
-}
-
-func members(js []memberJSON) ([]ids.Member, error) {
-	if len(js) == 0 {
-		return nil, nil
-	}
-	out := make([]ids.Member, len(js))
-	for i, m := range js {
-		k, err := parseHex64(m.Key)
-		if err != nil {
-			return nil, fmt.Errorf("key: %w", err)
-		}
-		id, err := ids.ParsePeerID(m.Peer)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = ids.Member{Key: ids.Key(k), ID: id}
-	}
-	return out, nil
-}
-
-// parseHex64 parses exactly 16 hex digits.
-func parseHex64(s string) (uint64, error) {
-	if len(s) != 16 {
-		return 0, fmt.Errorf("%q: want 16 hex digits", s)
-	}
-	if _, err := hex.DecodeString(s); err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
-	}
-	v, err := strconv.ParseUint(s, 16, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
-	}
-	return v, nil
 }
 
 // Empty reports whether the answer lists no member at all.
