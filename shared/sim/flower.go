@@ -80,6 +80,8 @@ type part struct {
 	// issuing is the query number being issued (inside Query), -1: none.
 	issuing, issuingNode int32
 
+	cur   int32     // the node whose driver the partition is calling
+	env   *partEnv  // the host of this partition's nodes
 	out   [][]cross // events for other partitions, by destination
 	ops   []regOp   // registrations sent to the bootstrap service this window
 	until time.Duration
@@ -148,6 +150,7 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 			issuing: -1,
 		})
 		f.parts[i].tr.end = w.End
+		f.parts[i].env = &partEnv{f: f, pt: f.parts[i]}
 	}
 	for i, te := range w.Trace {
 		pt := f.parts[w.Loc[te.Peer]]
@@ -158,7 +161,7 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
-		e := &nodeEnv{f: f, p: int32(i)}
+		e := f.partOf(int32(i)).env
 		d, err := host.New(n, host.Env{Transport: e, Origin: e, Objects: e, Bootstrap: e, Answerer: e}, host.Options{Encode: cfg.Wire})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: %w", i, err)
@@ -170,6 +173,13 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 }
 
 func (f *flower) partOf(p int32) *part { return f.parts[f.w.Loc[p]] }
+
+// driver returns node p's driver for an input the partition makes: its Env
+// callbacks are then about p.
+func (f *flower) driver(pt *part, p int32) *host.Driver {
+	pt.cur = p
+	return f.drv[p]
+}
 
 // run drives the partitions window by window: each window runs every
 // partition up to the same simulated time, in parallel, then exchanges the
@@ -269,7 +279,7 @@ func (f *flower) advance(pt *part) {
 			f.epoch[p]++
 			pt.pending -= int(f.pendN[p])
 			f.pendN[p] = 0
-			f.drv[p].GoOffline(pt.now)
+			f.driver(pt, p).GoOffline(pt.now)
 		case traceUp:
 			f.online[p] = true
 			f.up(pt, p)
@@ -346,7 +356,7 @@ func (f *flower) schedule(pt *part, ev event, p payload, withPayload bool) {
 }
 
 func (f *flower) up(pt *part, p int32) {
-	d := f.drv[p]
+	d := f.driver(pt, p)
 	if !f.started[p] {
 		f.started[p] = true
 		for _, s := range f.w.Interests(p) {
@@ -363,7 +373,7 @@ func (f *flower) query(pt *part, qi, p, obj int32) {
 	// Outputs about the new query (a local hit's answer, an origin fetch)
 	// may come before Query returns its id: lookupQ matches them.
 	pt.issuing, pt.issuingNode = qi, p
-	qid := f.drv[p].Query(pt.now, f.w.SiteIDs[f.w.SiteOfObj(obj)], f.w.ObjIDs[obj])
+	qid := f.driver(pt, p).Query(pt.now, f.w.SiteIDs[f.w.SiteOfObj(obj)], f.w.ObjIDs[obj])
 	if pt.issuing >= 0 {
 		pt.pendQ[qkey{p, qid}] = qi
 	}
@@ -373,7 +383,7 @@ func (f *flower) query(pt *part, qi, p, obj int32) {
 
 func (f *flower) handle(pt *part, ev *event) {
 	p := ev.node
-	d := f.drv[p]
+	d := f.driver(pt, p)
 	switch ev.kind {
 	case evMsg:
 		pay := pt.unslot(ev.qid)

@@ -24,8 +24,8 @@ func TestHostRepairTracking(t *testing.T) {
 	site := w.SiteIDs[0]
 	key := f.layout.Key(site, 1, 0)
 	p1, p2 := int32(3), int32(4)
-	e1, e2 := &nodeEnv{f, p1}, &nodeEnv{f, p2}
 	pt1, pt2 := f.partOf(p1), f.partOf(p2)
+	e1, e2 := nodeAs(pt1, p1), nodeAs(pt2, p2)
 	at := func(d time.Duration) { pt1.now, pt2.now = d, d }
 	dir := []host.Registration{{Site: site, Loc: 1, Role: core.RoleDirectory, Key: key}}
 	content := []host.Registration{{Site: site, Loc: 1, Role: core.RoleContent}}
@@ -102,4 +102,17 @@ func TestWireCodecTransparent(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatalf("encoded and decoded runs differ:\n%s\n%s", firstDiff(a, b), firstDiff(b, a))
 	}
+}
+
+// asNode is node p's Env, as its partition gives it to p's driver.
+type asNode struct {
+	pt *part
+	p  int32
+}
+
+func nodeAs(pt *part, p int32) asNode { return asNode{pt, p} }
+
+func (a asNode) Register(regs []host.Registration) {
+	a.pt.cur = a.p
+	a.pt.env.Register(regs)
 }

@@ -10,26 +10,26 @@ import (
 	"github.com/flowercdn/flower/shared/wire"
 )
 
-// nodeEnv is node p's host: the host.Env the simulator gives its driver.
-// Its methods run in p's partition, during one of the driver's inputs.
-type nodeEnv struct {
-	f *flower
-	p int32
+// partEnv is the host (the host.Env) of every node of one partition. Its
+// methods run during one of a driver's inputs, which the partition makes
+// for node pt.cur (see flower.driver): one env per partition rather than one
+// per node keeps it in cache.
+type partEnv struct {
+	f  *flower
+	pt *part
 }
-
-func (e *nodeEnv) part() *part { return e.f.partOf(e.p) }
 
 // SendMsg delivers a message after the one-way latency, decoded (the
 // default: encoding is lossless, tests check it).
-func (e *nodeEnv) SendMsg(to ids.PeerID, m wire.Msg) {
-	pt := e.part()
+func (e *partEnv) SendMsg(to ids.PeerID, m wire.Msg) {
+	pt := e.pt
 	pt.send(int(m.Type()), wire.Size(m))
 	e.deliver(pt, to, payload{msg: m})
 }
 
 // Send delivers a wire frame after the one-way latency (Config.Wire).
-func (e *nodeEnv) Send(to ids.PeerID, frame []byte) {
-	pt := e.part()
+func (e *partEnv) Send(to ids.PeerID, frame []byte) {
+	pt := e.pt
 	t := 0
 	if len(frame) > 1 {
 		t = int(frame[1])
@@ -38,10 +38,10 @@ func (e *nodeEnv) Send(to ids.PeerID, frame []byte) {
 	e.deliver(pt, to, payload{frame: frame})
 }
 
-func (e *nodeEnv) deliver(pt *part, to ids.PeerID, pay payload) {
-	f := e.f
+func (e *partEnv) deliver(pt *part, to ids.PeerID, pay payload) {
+	f, p := e.f, pt.cur
 	dst, ok := f.w.Peer(to)
-	if !ok || !f.online[e.p] {
+	if !ok || !f.online[p] {
 		pt.tr.dropped++
 		if !ok {
 			pt.anom["msgs_to_unknown_peer"]++
@@ -50,68 +50,68 @@ func (e *nodeEnv) deliver(pt *part, to ids.PeerID, pay payload) {
 		}
 		return
 	}
-	f.schedule(pt, event{at: pt.now + f.w.Lat(e.p, dst), kind: evMsg, node: dst, from: e.p}, pay, true)
+	f.schedule(pt, event{at: pt.now + f.w.Lat(p, dst), kind: evMsg, node: dst, from: p}, pay, true)
 }
 
 // Fetch completes after the round trip to the website's origin.
-func (e *nodeEnv) Fetch(fe core.Fetch) {
-	f, pt, w := e.f, e.part(), e.f.w
+func (e *partEnv) Fetch(fe core.Fetch) {
+	f, pt, w, p := e.f, e.pt, e.f.w, e.pt.cur
 	obj, ok := w.objIdx[fe.Obj]
-	if !ok || !f.online[e.p] {
+	if !ok || !f.online[p] {
 		pt.anom["bad_fetches"]++
 		return
 	}
-	if qi, ok := pt.lookupQ(e.p, fe.QID); ok {
+	if qi, ok := pt.lookupQ(p, fe.QID); ok {
 		f.fetchUS[qi] = int32((pt.now - f.issueTime(qi)) / time.Microsecond)
 	}
-	ol := w.OriginLat(w.SiteOfObj(obj), w.Loc[e.p])
-	pt.q.push(event{at: pt.now + 2*ol, kind: evFetchDone, node: e.p, qid: fe.QID, arg: obj})
+	ol := w.OriginLat(w.SiteOfObj(obj), w.Loc[p])
+	pt.q.push(event{at: pt.now + 2*ol, kind: evFetchDone, node: p, qid: fe.QID, arg: obj})
 }
 
 // Serve delivers the object after the one-way latency (no bandwidth model).
-func (e *nodeEnv) Serve(s core.Serve) {
-	f, pt, w := e.f, e.part(), e.f.w
+func (e *partEnv) Serve(s core.Serve) {
+	f, pt, w, p := e.f, e.pt, e.f.w, e.pt.cur
 	obj, ok1 := w.objIdx[s.Obj]
 	to, ok2 := w.Peer(s.To)
-	if !ok1 || !ok2 || !f.online[e.p] {
+	if !ok1 || !ok2 || !f.online[p] {
 		pt.anom["bad_serves"]++
 		return
 	}
-	f.schedule(pt, event{at: pt.now + w.Lat(e.p, to), kind: evDeliver, node: to, from: e.p, qid: s.QID, arg: obj,
+	f.schedule(pt, event{at: pt.now + w.Lat(p, to), kind: evDeliver, node: to, from: p, qid: s.QID, arg: obj,
 		hops: uint8(min(max(s.Hops, 0), 255))}, payload{}, false)
 }
 
 // Evict: the simulator keeps no object bytes.
-func (e *nodeEnv) Evict(core.Evict) {}
+func (e *partEnv) Evict(core.Evict) {}
 
 // Entries sends the request to the simulated bootstrap service, one way away.
-func (e *nodeEnv) Entries(req core.EntryRequest) {
-	f, pt := e.f, e.part()
-	pt.q.push(event{at: pt.now + f.w.BootLat(f.w.Loc[e.p]), kind: evEntryAsk, node: e.p, qid: uint64(pt.slot(payload{req: req}))})
+func (e *partEnv) Entries(req core.EntryRequest) {
+	f, pt, p := e.f, e.pt, e.pt.cur
+	pt.q.push(event{at: pt.now + f.w.BootLat(f.w.Loc[p]), kind: evEntryAsk, node: p, qid: uint64(pt.slot(payload{req: req}))})
 }
 
 // Register sends the node's registration set to the service: what changed
 // among its directory positions reaches the registry one way later. A
 // position withdrawn because the node went offline is a failure.
-func (e *nodeEnv) Register(regs []host.Registration) {
-	f, pt := e.f, e.part()
-	at := pt.now + f.w.BootLat(f.w.Loc[e.p])
-	old := f.regs[e.p]
+func (e *partEnv) Register(regs []host.Registration) {
+	f, pt, p := e.f, e.pt, e.pt.cur
+	at := pt.now + f.w.BootLat(f.w.Loc[p])
+	old := f.regs[p]
 	for _, r := range old {
 		if r.Role == core.RoleDirectory && !slices.Contains(regs, r) {
-			pt.ops = append(pt.ops, regOp{at: at, node: e.p, site: r.Site, key: r.Key, failure: !f.online[e.p]})
+			pt.ops = append(pt.ops, regOp{at: at, node: p, site: r.Site, key: r.Key, failure: !f.online[p]})
 		}
 	}
 	for _, r := range regs {
 		if r.Role == core.RoleDirectory && !slices.Contains(old, r) {
-			pt.ops = append(pt.ops, regOp{at: at, node: e.p, site: r.Site, key: r.Key, add: true})
+			pt.ops = append(pt.ops, regOp{at: at, node: p, site: r.Site, key: r.Key, add: true})
 		}
 	}
-	f.regs[e.p] = regs
+	f.regs[p] = regs
 }
 
 // Answer records a finished query.
-func (e *nodeEnv) Answer(a core.Answer) { e.f.answer(e.part(), e.p, &a) }
+func (e *partEnv) Answer(a core.Answer) { e.f.answer(e.pt, e.pt.cur, &a) }
 
 func (f *flower) answer(pt *part, p int32, a *core.Answer) {
 	qi, ok := pt.lookupQ(p, a.QID)
