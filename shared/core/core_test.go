@@ -99,20 +99,23 @@ func TestChurnConverges(t *testing.T) {
 		answered++
 	}
 	t.Logf("%d queries answered (%d aborted by churn), %d msgs", answered, aborted, tn.msgs)
-	dirs := tn.directories()
-	want := map[ids.Key]bool{}
-	for i, nd := range tn.nodes {
-		s := sites[i%2]
-		if nd.Role(s) == RoleContent || nd.Role(s) == RoleDirectory {
-			want[nd.Layout().Key(s, nd.Locality(), 0)] = true
-		}
-	}
-	for k := range want {
-		if len(dirs[k]) != 1 {
-			t.Errorf("petal key %x: directories %v, want exactly one", k, dirs[k])
-		}
-	}
+	checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
 	checkRing(t, tn)
+}
+
+// checkPetals checks that each petal with members (node i is interested in
+// siteOf(i)) has exactly one directory at its main key.
+func checkPetals(t *testing.T, tn *testNet, siteOf func(int) ids.SiteID) {
+	t.Helper()
+	dirs := tn.directories()
+	for i, nd := range tn.nodes {
+		s := siteOf(i)
+		if r := nd.Role(s); r == RoleContent || r == RoleDirectory {
+			if k := nd.Layout().Key(s, nd.Locality(), 0); len(dirs[k]) != 1 {
+				t.Fatalf("petal key %x: directories %v, want exactly one", k, dirs[k])
+			}
+		}
+	}
 }
 
 // checkRing compares every position's successor with a brute-force

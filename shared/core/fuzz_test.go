@@ -229,16 +229,7 @@ func FuzzWarmNetwork(f *testing.F) {
 				t.Fatalf("query %+v never answered", q)
 			}
 		}
-		dirs := tn.directories()
-		for i, nd := range tn.nodes {
-			s := sites[i%2]
-			if r := nd.Role(s); r == RoleContent || r == RoleDirectory {
-				k := nd.Layout().Key(s, nd.Locality(), 0)
-				if len(dirs[k]) != 1 {
-					t.Fatalf("petal key %x: directories %v, want exactly one", k, dirs[k])
-				}
-			}
-		}
+		checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
 		checkRing(t, tn)
 	})
 }
