@@ -104,7 +104,7 @@ func (n *Node) becomeDirectory(sp *sitePeer, key ids.Key, succ ids.Member, succs
 	n.positions = append(n.positions, p)
 	slices.SortFunc(n.positions, func(a, b *position) int { return cmp.Compare(a.key, b.key) })
 	sp.dir = wire.DirInfo{Member: self, Gen: gen}
-	sp.join, sp.joinAt = joinIdle, 0
+	sp.join = joinIdle
 	sp.pushReq = 0
 	// The directory indexes its own cache.
 	p.index.Apply(n.id, n.now, true, sp.cache.Objects(), nil)

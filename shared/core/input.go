@@ -1,6 +1,7 @@
 package core
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -46,7 +47,7 @@ func (n *Node) RemoveInterest(now time.Duration, site ids.SiteID) {
 	if sp == nil {
 		return
 	}
-	for _, qid := range sortedKeys(n.queries) {
+	for _, qid := range slices.Sorted(maps.Keys(n.queries)) {
 		q := n.queries[qid]
 		if q.site != site {
 			continue
@@ -150,13 +151,13 @@ func (n *Node) Unreachable(now time.Duration, peer ids.PeerID) {
 	if !n.online || peer == n.id || peer.IsZero() {
 		return
 	}
-	for _, id := range sortedKeys(n.reqs) {
+	for _, id := range slices.Sorted(maps.Keys(n.reqs)) {
 		if r := n.reqs[id]; r != nil && r.peer == peer {
 			delete(n.reqs, id)
 			n.requestFailed(r)
 		}
 	}
-	for _, qid := range sortedKeys(n.queries) {
+	for _, qid := range slices.Sorted(maps.Keys(n.queries)) {
 		q := n.queries[qid]
 		if q == nil || q.target != peer {
 			continue
@@ -165,17 +166,14 @@ func (n *Node) Unreachable(now time.Duration, peer ids.PeerID) {
 		case stageAsk:
 			n.queryTimeout(q)
 		case stageDir:
-			n.fetchOrigin(q, "dir_unreachable")
-			if sp := n.sites[q.site]; sp != nil && sp.dir.Member.ID == peer {
-				n.tryJoin(sp, n.joinKey(sp))
-			}
+			n.dirGone(q, q.site, q.dirAsked, "dir_unreachable")
 		case stageLookup:
 			n.dropEntry(peer)
 			n.fetchOrigin(q, "lookup_unreachable")
 		}
 	}
 	for _, p := range slices.Clone(n.positions) {
-		for _, id := range sortedKeys(p.forwards) {
+		for _, id := range slices.Sorted(maps.Keys(p.forwards)) {
 			if f := p.forwards[id]; f != nil && f.holder == peer {
 				p.index.Suspect(peer)
 				n.forwardFailed(p, id)
@@ -214,7 +212,7 @@ func (n *Node) GoOffline(now time.Duration) {
 	if !n.online {
 		return
 	}
-	for _, qid := range sortedKeys(n.queries) {
+	for _, qid := range slices.Sorted(maps.Keys(n.queries)) {
 		q := n.queries[qid]
 		n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Failed: true, Aborted: true})
 	}
@@ -234,7 +232,7 @@ func (n *Node) GoOffline(now time.Duration) {
 	n.ghosts = nil
 	for _, site := range n.interest.Sites() {
 		sp := n.sites[site]
-		sp.armed, sp.pushReq, sp.join, sp.joinAt, sp.rejoinLeft = false, 0, joinIdle, 0, 0
+		sp.armed, sp.pushReq, sp.join, sp.rejoinLeft = false, 0, joinIdle, 0
 		if sp.ret == returnRejoin {
 			sp.ret = returnNone
 		}
@@ -269,13 +267,4 @@ func (n *Node) Reconnect(now time.Duration) {
 		n.armSite(sp)
 		n.rejoinPetal(sp)
 	}
-}
-
-func sortedKeys[V any](m map[uint64]V) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -90,8 +90,7 @@ type sitePeer struct {
 
 	// tryJoin: see joinPhase.
 	join       joinPhase
-	joinAt     time.Duration // joinDelayed: when the tryJoin is due
-	joinTarget ids.Key       // the position tryJoin is for
+	joinTarget ids.Key // the position tryJoin is for
 
 	// After the node comes back online: see returnPhase.
 	ret        returnPhase
@@ -109,10 +108,14 @@ type joinPhase uint8
 
 const (
 	joinIdle    joinPhase = iota // no tryJoin under way
-	joinDelayed                  // tryJoin is due at joinAt (a lookup found the position vacant)
+	joinDelayed                  // a tJoin timer runs tryJoin (a lookup found the position vacant)
 	joinWaiting                  // tryJoin waits for entry points from the bootstrap service
 	joinRunning                  // FindSucc / Join in flight
 )
+
+// joinBusy reports whether tryJoin is under way (messages in flight or
+// waiting for entry points): no second one starts, and no push is sent.
+func (sp *sitePeer) joinBusy() bool { return sp.join == joinRunning || sp.join == joinWaiting }
 
 // returnPhase is what a site peer does about its petal when the node comes
 // back online (the seed's reconnection rule).

@@ -184,7 +184,7 @@ func (n *Node) keepaliveRound(sp *sitePeer) {
 // push sends the cache changes (or everything, after a directory change) to
 // the directory; with no change it is a keepalive.
 func (n *Node) push(sp *sitePeer) {
-	if sp.pushReq != 0 || n.Role(sp.site) != RoleContent || sp.dir.Member.IsZero() || sp.join == joinRunning || sp.join == joinWaiting {
+	if sp.pushReq != 0 || n.Role(sp.site) != RoleContent || sp.dir.Member.IsZero() || sp.joinBusy() {
 		return
 	}
 	msg := &wire.Push{Site: sp.site, Key: sp.dir.Member.Key}

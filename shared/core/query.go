@@ -386,8 +386,7 @@ func (n *Node) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, wh
 	case why == FailBadObject:
 		n.fetchOrigin(q, "bad_object")
 	case q.stage == stageAsk && from == q.target:
-		n.sites[q.site].view.RemoveContact(from)
-		n.advance(q)
+		n.queryTimeout(q) // as if the contact had not answered
 	default:
 		n.fetchOrigin(q, "transfer_failed")
 	}

@@ -29,10 +29,10 @@ func (n *Node) findSucc(via ids.PeerID, r *request) {
 // position is free the node becomes its directory peer; if another peer
 // holds it, the node updates its dir-info.
 func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
-	if !n.online || sp.join == joinRunning || sp.join == joinWaiting || n.position(key) != nil {
+	if !n.online || sp.joinBusy() || n.position(key) != nil {
 		return
 	}
-	sp.join, sp.joinTarget, sp.joinAt = joinRunning, key, 0
+	sp.join, sp.joinTarget = joinRunning, key
 	n.joinAttempt(sp, key, 0)
 }
 
@@ -44,8 +44,7 @@ func (n *Node) joinLater(sp *sitePeer, key ids.Key) {
 		return
 	}
 	sp.join, sp.joinTarget = joinDelayed, key
-	sp.joinAt = n.now + n.jitter(n.cfg.JoinJitter) + 1
-	n.after(sp.joinAt-n.now, timer{kind: tJoin, site: sp.site, id: sp.epoch})
+	n.after(n.jitter(n.cfg.JoinJitter)+1, timer{kind: tJoin, site: sp.site, id: sp.epoch})
 }
 
 func (n *Node) joinAttempt(sp *sitePeer, key ids.Key, tries int) {
@@ -429,11 +428,17 @@ func (n *Node) ringCheck(p *position) {
 // longer holds its position): the query goes to the origin and the
 // directory is replaced (tryJoin).
 func (n *Node) dirDead(r *request) {
-	if q := n.queries[r.qid]; q != nil && q.stage == stageDir && q.target == r.peer {
-		n.fetchOrigin(q, "dir_failed")
+	n.dirGone(n.queries[r.qid], r.site, ids.Member{Key: r.key, ID: r.peer}, "dir_failed")
+}
+
+// dirGone: directory d of site is gone. The query q waiting on it (if any)
+// goes to the origin, and the site peer replaces d if it is still its
+// directory (tryJoin).
+func (n *Node) dirGone(q *query, site ids.SiteID, d ids.Member, why string) {
+	if q != nil && q.stage == stageDir && q.target == d.ID {
+		n.fetchOrigin(q, why)
 	}
-	sp := n.sites[r.site]
-	if sp != nil && sp.dir.Member.ID == r.peer && sp.dir.Member.Key == r.key {
+	if sp := n.sites[site]; sp != nil && sp.dir.Member == d {
 		n.tryJoin(sp, n.joinKey(sp))
 	}
 }

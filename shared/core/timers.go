@@ -150,7 +150,7 @@ func (n *Node) fire(t *timer) {
 		if sp.join != joinDelayed {
 			return // a tryJoin started meanwhile
 		}
-		sp.join, sp.joinAt = joinIdle, 0
+		sp.join = joinIdle
 		if n.Role(sp.site) != RoleDirectory {
 			n.tryJoin(sp, sp.joinTarget)
 		}
