@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -222,18 +221,14 @@ func (tn *testNet) query(i int, site ids.SiteID, obj ids.ObjectID) qkey {
 // register applies node i's new registration set to the registry.
 func (tn *testNet) register(i int, regs []host.Registration) {
 	id := tn.nodes[i].ID()
-	for _, r := range tn.regs[i] {
-		if r.Role == RoleDirectory && !slices.Contains(regs, r) {
-			tn.reg.Remove(ids.Member{Key: r.Key, ID: id}, 0)
+	host.DiffDirectories(tn.regs[i], regs, func(r host.Registration, added bool) {
+		m := ids.Member{Key: r.Key, ID: id}
+		if !added {
+			tn.reg.Remove(m, 0)
+		} else if err := tn.reg.Add(m, 0, 0); err != nil {
+			tn.t.Fatal(err)
 		}
-	}
-	for _, r := range regs {
-		if r.Role == RoleDirectory && !slices.Contains(tn.regs[i], r) {
-			if err := tn.reg.Add(ids.Member{Key: r.Key, ID: id}, 0, 0); err != nil {
-				tn.t.Fatal(err)
-			}
-		}
-	}
+	})
 	tn.regs[i] = regs
 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -188,4 +189,18 @@ func TestReentrantCallPanics(t *testing.T) {
 func asErr(v any) error {
 	err, _ := v.(error)
 	return err
+}
+
+func TestDiffDirectories(t *testing.T) {
+	a := Registration{Site: 1, Role: core.RoleDirectory, Key: 10}
+	b := Registration{Site: 2, Role: core.RoleDirectory, Key: 20}
+	c := Registration{Site: 3, Role: core.RoleContent}
+	b2 := Registration{Site: 2, Role: core.RoleDirectory, Key: 21} // another instance key
+	var got []string
+	DiffDirectories([]Registration{a, b, c}, []Registration{b2, c, a}, func(r Registration, added bool) {
+		got = append(got, fmt.Sprintf("%v %d", added, r.Key))
+	})
+	if want := []string{"false 20", "true 21"}; !slices.Equal(got, want) {
+		t.Fatalf("diff %v, want %v", got, want)
+	}
 }

@@ -14,6 +14,8 @@
 package host
 
 import (
+	"slices"
+
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/wire"
@@ -105,4 +107,20 @@ type Options struct {
 	// Encode sends every message through the wire codec even when the
 	// Transport is a MsgTransport (tests of the simulator use it).
 	Encode bool
+}
+
+// DiffDirectories calls fn for every directory position that regs withdraws
+// from old (added false), then for every one it declares anew (added true):
+// what a bootstrap service does with a new registration set.
+func DiffDirectories(old, regs []Registration, fn func(r Registration, added bool)) {
+	for _, r := range old {
+		if r.Role == core.RoleDirectory && !slices.Contains(regs, r) {
+			fn(r, false)
+		}
+	}
+	for _, r := range regs {
+		if r.Role == core.RoleDirectory && !slices.Contains(old, r) {
+			fn(r, true)
+		}
+	}
 }

@@ -141,7 +141,7 @@ func (r *Registry) RemoveOwner(owner uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.all) - 1; i >= 0; i-- {
-		if i < len(r.all) && r.all[i].owner == owner {
+		if r.all[i].owner == owner {
 			r.removeAt(i)
 		}
 	}
@@ -152,7 +152,7 @@ func (r *Registry) Expire(now int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.all) - 1; i >= 0; i-- {
-		if i < len(r.all) && r.all[i].owner != 0 && r.all[i].exp < now {
+		if r.all[i].owner != 0 && r.all[i].exp < now {
 			r.removeAt(i)
 		}
 	}
@@ -209,7 +209,7 @@ func (r *Registry) Entries(q Query, rnd *rand.Rand, now int64) Answer {
 	if q.Site != 0 {
 		for _, i := range r.bySite[r.prefix(r.layout.Key(q.Site, 0, 0))] {
 			e := &r.all[i]
-			if e.m.ID == q.Exclude || !live(e, now) || !r.layout.SameSite(e.m.Key, q.Site) {
+			if e.m.ID == q.Exclude || !live(e, now) {
 				continue
 			}
 			if _, loc, _ := r.layout.Split(e.m.Key); loc == q.Loc {

@@ -1,8 +1,8 @@
 package sim
 
 import (
+	"cmp"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -59,7 +59,7 @@ func (b *bootstrap) queue(ops []regOp) { b.pending = append(b.pending, ops...) }
 // sortQueue orders the pending registrations by arrival; equal times keep
 // their (partition, issue) order.
 func (b *bootstrap) sortQueue() {
-	sort.SliceStable(b.pending, func(i, j int) bool { return b.pending[i].at < b.pending[j].at })
+	slices.SortStableFunc(b.pending, func(x, y regOp) int { return cmp.Compare(x.at, y.at) })
 }
 
 // applyUntil applies the registrations that reached the service by t.

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"slices"
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -96,17 +95,9 @@ func (e *partEnv) Entries(req core.EntryRequest) {
 func (e *partEnv) Register(regs []host.Registration) {
 	f, pt, p := e.f, e.pt, e.pt.cur
 	at := pt.now + f.w.BootLat(f.w.Loc[p])
-	old := f.regs[p]
-	for _, r := range old {
-		if r.Role == core.RoleDirectory && !slices.Contains(regs, r) {
-			pt.ops = append(pt.ops, regOp{at: at, node: p, site: r.Site, key: r.Key, failure: !f.online[p]})
-		}
-	}
-	for _, r := range regs {
-		if r.Role == core.RoleDirectory && !slices.Contains(old, r) {
-			pt.ops = append(pt.ops, regOp{at: at, node: p, site: r.Site, key: r.Key, add: true})
-		}
-	}
+	host.DiffDirectories(f.regs[p], regs, func(r host.Registration, added bool) {
+		pt.ops = append(pt.ops, regOp{at: at, node: p, site: r.Site, key: r.Key, add: added, failure: !added && !f.online[p]})
+	})
 	f.regs[p] = regs
 }
 
