@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -264,24 +265,16 @@ func (p *peer) setRegs(regs []frame.Reg, final bool) {
 	if p.closed && !final {
 		return
 	}
-	has := func(rs []frame.Reg, r frame.Reg) bool {
-		for _, x := range rs {
-			if x == r {
-				return true
-			}
-		}
-		return false
-	}
 	var added, removed []ids.Member
 	for _, r := range p.regs {
-		if r.Role == frame.RoleDirectory && !has(regs, r) {
+		if r.Role == frame.RoleDirectory && !slices.Contains(regs, r) {
 			m := ids.Member{Key: r.Key, ID: p.id}
 			s.reg.Remove(m, 0)
 			removed = append(removed, m)
 		}
 	}
 	for _, r := range regs {
-		if r.Role == frame.RoleDirectory && !has(p.regs, r) {
+		if r.Role == frame.RoleDirectory && !slices.Contains(p.regs, r) {
 			m := ids.Member{Key: r.Key, ID: p.id}
 			if err := s.reg.Add(m, 0, 0); err != nil {
 				s.log.Warn("registry add", "peer", p.id.Short(), "err", err)
