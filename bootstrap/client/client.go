@@ -1,6 +1,8 @@
-// Package client is a native Go peer of the bootstrap service: it dials
-// /v1/ws, answers the challenge with an Ed25519 signature and then sends and
-// receives frames. Tests and the load generator use it.
+// Package client is a Go peer of the bootstrap service: it dials /v1/ws,
+// answers the challenge with an Ed25519 signature and then sends and
+// receives frames. Native peers, tests and the load generator use it, and
+// it builds for the browser (GOOS=js GOARCH=wasm), where the browser's
+// WebSocket carries it.
 package client
 
 import (
@@ -23,9 +25,11 @@ import (
 type Options struct {
 	// Key is the peer's identity; nil generates one.
 	Key ed25519.PrivateKey
-	// Origin is sent as the Origin header (as a browser page would).
+	// Origin is sent as the Origin header (as a browser page would). In
+	// the browser (GOOS=js) the page's own origin is sent instead.
 	Origin string
-	// HTTPClient dials the connection (e.g. bound to a source address).
+	// HTTPClient dials the connection (e.g. bound to a source address);
+	// not used in the browser.
 	HTTPClient *http.Client
 	// Hello, if set, builds the Hello frame from the challenge instead of the
 	// honest signature: tests use it to try impersonation.
@@ -60,11 +64,7 @@ func Dial(ctx context.Context, rawURL string, opt Options) (*Client, error) {
 			return nil, fmt.Errorf("generate key: %w", err)
 		}
 	}
-	do := &websocket.DialOptions{HTTPClient: opt.HTTPClient, CompressionMode: websocket.CompressionDisabled}
-	if opt.Origin != "" {
-		do.HTTPHeader = http.Header{"Origin": []string{opt.Origin}}
-	}
-	conn, resp, err := websocket.Dial(ctx, rawURL, do)
+	conn, resp, err := websocket.Dial(ctx, rawURL, dialOptions(opt))
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: %s: %w", rawURL, resp.Status, err)

@@ -454,3 +454,111 @@ func TestReadyDeterminism(t *testing.T) {
 		t.Fatalf("runs differ in length: %d vs %d", len(a), len(b))
 	}
 }
+
+// TestReceiving: once the object is on its way the query waits for the
+// transfer, not for its stage timer; a broken transfer moves it on, and so
+// does the sender becoming unreachable.
+func TestReceiving(t *testing.T) {
+	cfg := DefaultConfig()
+	l := newLone(t, cfg)
+	obj := ids.ObjectOf("https://a.example/x")
+	dir, contact := pid(2), pid(3)
+	l.content(dir, contact, obj)
+	qid := l.n.Query(l.now, l.site, obj)
+	l.take()
+	l.now += 5 * time.Millisecond
+	l.n.Receiving(l.now, qid, contact)
+	l.take()
+	// Far past the request timeout: nothing happens to the query.
+	for _, r := range l.tick(l.now + 3*cfg.RequestTimeout) {
+		if queriesTo(r, dir, wire.QDir) != 0 || len(r.Fetches) != 0 || len(r.Answers) != 0 {
+			t.Fatalf("the query moved on while its object was arriving: %+v", r)
+		}
+	}
+	l.now += 3 * cfg.RequestTimeout
+	l.n.Delivered(l.now, qid, contact, Object{Size: 1 << 20})
+	r := l.take()
+	if len(r.Answers) != 1 || r.Answers[0].Source != SourcePeer || r.Answers[0].Provider != contact {
+		t.Fatalf("answers %+v", r.Answers)
+	}
+	// The RTT sample is the time to the first byte, not the transfer: the
+	// next request to the contact times out after a few RTTs, well under
+	// the default timeout.
+	other := ids.ObjectOf("https://a.example/y")
+	l.content(dir, contact, other)
+	qid = l.n.Query(l.now, l.site, other)
+	if r := l.take(); queriesTo(r, contact, wire.QAsk) != 1 {
+		t.Fatalf("not asked of the contact: %+v", r.Msgs)
+	}
+	moved := false
+	for _, r := range l.tick(l.now + 2*cfg.MinTimeout) {
+		moved = moved || queriesTo(r, dir, wire.QDir) == 1
+	}
+	if !moved {
+		t.Fatalf("the contact's timeout should follow its 5 ms RTT (floor %v), not the 3 s transfer", cfg.MinTimeout)
+	}
+	// A transfer whose sender becomes unreachable ends the wait.
+	l2 := newLone(t, cfg)
+	l2.content(dir, contact, obj)
+	qid = l2.n.Query(l2.now, l2.site, obj)
+	l2.take()
+	l2.n.Receiving(l2.now, qid, contact)
+	l2.take()
+	l2.n.Unreachable(l2.now, contact)
+	if r := l2.take(); queriesTo(r, dir, wire.QDir) != 1 {
+		t.Fatalf("sender unreachable mid-transfer: the query should go to the directory: %+v", r.Msgs)
+	}
+	// The directory forwards to a holder, whose transfer breaks off: origin.
+	holder := pid(4)
+	l2.n.Receiving(l2.now, qid, holder)
+	l2.n.Unreachable(l2.now, dir) // the old target: no effect on the transfer
+	if r := l2.take(); len(r.Fetches) != 0 {
+		t.Fatalf("the directory leaving ended a transfer from a holder: %+v", r)
+	}
+	l2.n.DeliveryFailed(l2.now, qid, holder, FailTransfer)
+	if r := l2.take(); len(r.Fetches) != 1 || r.Fetches[0].QID != qid {
+		t.Fatalf("a broken transfer from a holder goes to the origin: %+v", r)
+	}
+	if l2.n.Stats().Origin["transfer_failed"] != 1 {
+		t.Fatalf("origin reasons %v", l2.n.Stats().Origin)
+	}
+}
+
+// TestPrivateObjectNotCached: an origin object the host may not share
+// answers the query but never enters the cache, and waiting peers get a
+// Miss.
+func TestPrivateObjectNotCached(t *testing.T) {
+	l := newLone(t, DefaultConfig())
+	obj := ids.ObjectOf("https://a.example/private")
+	l.content(pid(2), pid(3), obj)
+	qid := l.n.Query(l.now, l.site, obj)
+	l.take()
+	l.n.Unreachable(l.now, pid(3))
+	l.n.Unreachable(l.now, pid(2))
+	if r := l.take(); len(r.Fetches) != 1 {
+		t.Fatalf("no origin fetch: %+v", r)
+	}
+	// Another peer asks for it while it is being fetched.
+	asker := pid(9)
+	l.n.Receive(l.now, asker, &wire.Query{QID: 77, Site: l.site, Obj: obj, Origin: asker, Mode: wire.QAsk, Hops: 1})
+	if r := l.take(); len(r.Msgs) != 0 {
+		t.Fatalf("the query should wait for the fetch: %+v", r.Msgs)
+	}
+	l.n.FetchDone(l.now, qid, true, Object{Size: 10, Private: true})
+	r := l.take()
+	if len(r.Answers) != 1 || r.Answers[0].Source != SourceOrigin || r.Answers[0].Failed {
+		t.Fatalf("answers %+v", r.Answers)
+	}
+	if l.n.CacheLen(l.site) != 0 || len(r.Serves) != 0 {
+		t.Fatalf("private object cached (%d) or served (%+v)", l.n.CacheLen(l.site), r.Serves)
+	}
+	missed := false
+	for _, e := range r.Msgs {
+		if m, ok := e.Msg.(*wire.Miss); ok && e.To == asker && m.QID == 77 {
+			missed = true
+		}
+	}
+	if !missed {
+		t.Fatalf("the waiting peer got no Miss: %+v", r.Msgs)
+	}
+}

@@ -162,6 +162,10 @@ func (n *Node) Unreachable(now time.Duration, peer ids.PeerID) {
 		if q == nil || q.target != peer {
 			continue
 		}
+		if q.receiving {
+			n.transferFailed(q, peer)
+			continue
+		}
 		switch q.stage {
 		case stageAsk:
 			n.queryTimeout(q)

@@ -34,6 +34,7 @@ type query struct {
 	dirAsked  ids.Member
 	lookups   int
 	hops      int
+	receiving bool // an object is on its way (Receiving): no stage timer runs
 	// waiters are peers' queries for the same object that arrived while
 	// this node was fetching it from the origin: served when it arrives.
 	waiters []wire.Query
@@ -79,6 +80,7 @@ func (n *Node) evicted(sp *sitePeer) func(ids.ObjectID) {
 func (n *Node) setStage(q *query, s stage, timeout time.Duration) {
 	q.stage = s
 	q.stageSeq++
+	q.receiving = false
 	q.sentAt = n.now
 	if timeout > 0 {
 		n.after(timeout, timer{kind: tQuery, id: q.qid, stage: q.stageSeq})
@@ -357,12 +359,33 @@ func (n *Node) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj Obj
 	if sp == nil {
 		return
 	}
-	if q.stage == stageAsk && from == q.target {
+	if q.stage == stageAsk && from == q.target && !q.receiving {
 		n.observeRTT(from, n.now-q.sentAt)
 	}
 	delete(n.queries, qid)
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourcePeer, Provider: from, Hops: q.hops})
 	n.store(sp, q.obj, obj)
+}
+
+// Receiving reports that peer from started sending the object of query
+// qid and that its signed statement checked out (the body is still on its
+// way). The query's timer stops: the host's transport bounds the transfer
+// and ends it with Delivered or DeliveryFailed. When from is the contact
+// asked, the time to this first byte is its RTT sample, so the transfer
+// time of a large object does not count as distance.
+func (n *Node) Receiving(now time.Duration, qid uint64, from ids.PeerID) {
+	n.enter(now)
+	defer n.leave()
+	q := n.queries[qid]
+	if q == nil || q.stage == stageOrigin || !n.online || q.receiving {
+		return
+	}
+	if q.stage == stageAsk && from == q.target {
+		n.observeRTT(from, n.now-q.sentAt)
+	}
+	q.receiving = true
+	q.target = from // Unreachable(from) now ends the transfer
+	q.stageSeq++    // the stage's pending timer no longer fires
 }
 
 // DeliveryFailed reports that the object peer from was sending for query
@@ -382,14 +405,21 @@ func (n *Node) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, wh
 	if q == nil || q.stage == stageOrigin || n.sites[q.site] == nil {
 		return
 	}
-	switch {
-	case why == FailBadObject:
+	if why == FailBadObject {
 		n.fetchOrigin(q, "bad_object")
-	case q.stage == stageAsk && from == q.target:
-		n.queryTimeout(q) // as if the contact had not answered
-	default:
-		n.fetchOrigin(q, "transfer_failed")
+		return
 	}
+	n.transferFailed(q, from)
+}
+
+// transferFailed moves q on after the object from peer from broke off: to
+// the next contact when from was the contact asked, else to the origin.
+func (n *Node) transferFailed(q *query, from ids.PeerID) {
+	if q.stage == stageAsk && from == q.target {
+		n.queryTimeout(q) // as if the contact had not answered
+		return
+	}
+	n.fetchOrigin(q, "transfer_failed")
 }
 
 // FetchDone reports the result of an origin fetch asked for in
@@ -408,14 +438,14 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, obj Object) {
 	}
 	n.ready.Answers = append(n.ready.Answers, Answer{QID: qid, Site: q.site, Obj: q.obj, Source: SourceOrigin, Hops: q.hops, Failed: !ok})
 	sp := n.sites[q.site]
-	if ok && n.online && sp != nil {
+	if ok && !obj.Private && n.online && sp != nil {
 		n.store(sp, q.obj, obj)
 	}
 	// Queries that arrived while the object was on its way.
 	for i := range q.waiters {
 		w := &q.waiters[i]
 		switch {
-		case ok && sp != nil && sp.cache.Contains(w.Obj):
+		case ok && !obj.Private && sp != nil && sp.cache.Contains(w.Obj):
 			n.serve(sp, w)
 			if w.NewClient {
 				n.initialGossip(sp, w.Origin)

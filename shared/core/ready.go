@@ -119,6 +119,11 @@ type Object struct {
 	Expires time.Duration
 	// Version orders versions of one URL: the cache keeps the highest.
 	Version uint64
+	// Private: the host may hand the object to its user but must not share
+	// it (a private or uncacheable response, or one the site did not
+	// sign). The node answers the query without caching the object, and
+	// queries of other peers waiting on the fetch get a Miss.
+	Private bool
 }
 
 // Failure says why an object a peer was to send did not arrive.

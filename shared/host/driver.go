@@ -141,6 +141,15 @@ func (d *Driver) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj c
 	d.drain()
 }
 
+// Receiving reports that peer from started sending the object of query qid
+// and its signed statement checked out.
+func (d *Driver) Receiving(now time.Duration, qid uint64, from ids.PeerID) {
+	d.begin()
+	defer d.end()
+	d.node.Receiving(now, qid, from)
+	d.drain()
+}
+
 // DeliveryFailed reports that peer from's object for query qid did not
 // arrive, or failed verification.
 func (d *Driver) DeliveryFailed(now time.Duration, qid uint64, from ids.PeerID, why core.Failure) {
