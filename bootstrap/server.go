@@ -162,14 +162,8 @@ func (s *Server) Run(ctx context.Context, lns []net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
-			}
-		}()
-	}
+	// The poller exists before the first connection is accepted: serveWS
+	// reads s.poll.
 	if s.cfg.Poller {
 		pl, err := newPoller(s)
 		if err != nil {
@@ -177,6 +171,14 @@ func (s *Server) Run(ctx context.Context, lns []net.Listener) error {
 		} else {
 			s.poll = pl
 		}
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+		}()
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
