@@ -36,6 +36,15 @@ func origin() *http.ServeMux {
 	mux.HandleFunc("/static/private", text(func(w http.ResponseWriter) { w.Header().Set("Cache-Control", "private, max-age=60") }))
 	mux.HandleFunc("/static/vary", text(func(w http.ResponseWriter) { w.Header().Set("Vary", "Accept-Encoding, Cookie") }))
 	mux.HandleFunc("/static/gzip", text(func(w http.ResponseWriter) { w.Header().Set("Content-Encoding", "gzip") }))
+	mux.HandleFunc("/static/lower-ce", text(func(w http.ResponseWriter) { w.Header()["content-encoding"] = []string{"br"} }))
+	mux.HandleFunc("/static/length", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "exact")
+	})
+	mux.HandleFunc("/static/nil-type", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil // no Content-Type at all
+		io.WriteString(w, "<b>untyped</b>")
+	})
 	mux.HandleFunc("/static/created", text(func(w http.ResponseWriter) { w.WriteHeader(http.StatusCreated) }))
 	mux.HandleFunc("/static/empty", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/static/late-cookie", func(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +103,8 @@ func TestMiddlewareSigns(t *testing.T) {
 		{"/static/app.js?v=2", "text/javascript; charset=utf-8", testNow.Unix() + 3600},
 		{"/static/maxage", "text/plain; charset=utf-8", testNow.Unix() + 600},
 		{"/static/empty", "text/plain; charset=utf-8", testNow.Unix() + 3600},
+		{"/static/length", "text/plain; charset=utf-8", testNow.Unix() + 3600},
+		{"/static/nil-type", "", testNow.Unix() + 3600},
 		{"/static/late-cookie", "text/plain; charset=utf-8", testNow.Unix() + 3600},
 	}
 	for _, c := range cases {
@@ -132,6 +143,7 @@ func TestMiddlewareLeavesUnsigned(t *testing.T) {
 		{"GET", "/static/private", nil, 200, "body of /static/private"},
 		{"GET", "/static/vary", nil, 200, "body of /static/vary"},
 		{"GET", "/static/gzip", nil, 200, "body of /static/gzip"},
+		{"GET", "/static/lower-ce", nil, 200, "body of /static/lower-ce"},
 		{"GET", "/static/maxage0", nil, 200, "body of /static/maxage0"},
 		{"GET", "/static/maxagebad", nil, 200, "body of /static/maxagebad"},
 		{"GET", "/static/created", nil, 201, "body of /static/created"},
