@@ -2,6 +2,8 @@
 //
 //	flower sim [flags]       run the simulator (Flower-CDN vs Squirrel vs origin-only)
 //	flower loadtest [flags]  load a bootstrap service with simulated peers
+//	flower keygen [flags]    make a site's Ed25519 key pair
+//	flower sign [flags]      sign a static site's files for Flower-CDN
 package main
 
 import (
@@ -20,6 +22,8 @@ const usage = `usage: flower <command> [flags]
 commands:
   sim        run the simulator: Flower-CDN, Squirrel and origin-only on one trace
   loadtest   load a bootstrap service with simulated peers
+  keygen     make a site's Ed25519 key pair (private key file, public key on stdout)
+  sign       sign a static site: writes its well-known document and signed manifest
 
 Run "flower <command> -h" for the flags of a command.
 `
@@ -46,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSim(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return runLoadtest(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		return runKeygen(ctx, args[1:], stdout, stderr)
+	case "sign":
+		return runSign(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
