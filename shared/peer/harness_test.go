@@ -1,0 +1,97 @@
+package peer_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/flowercdn/flower/bootstrap"
+	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/peer"
+	"github.com/flowercdn/flower/shared/peer/peertest"
+)
+
+// startBootstrap runs a bootstrap service in process on 127.0.0.1.
+func startBootstrap(t *testing.T, localities int, origins ...string) string {
+	t.Helper()
+	cfg := bootstrap.DefaultConfig()
+	cfg.Localities = localities
+	cfg.AllowedOrigins = origins
+	srv, err := bootstrap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, []net.Listener{ln}) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// startPeer starts a peer of the origin in locality loc.
+func startPeer(t *testing.T, boot string, o *peertest.Origin, newNet peer.NewNet, loc int, store peer.Store, key ed25519.PrivateKey) *peer.Peer {
+	t.Helper()
+	if key == nil {
+		_, key, _ = ed25519.GenerateKey(rand.Reader)
+	}
+	if store == nil {
+		store = peer.NewMemStore()
+	}
+	cfg := core.DefaultConfig()
+	cfg.GossipPeriod = 500 * time.Millisecond
+	cfg.KeepalivePeriod = 500 * time.Millisecond
+	cfg.SummaryPeriod = 300 * time.Millisecond
+	cfg.SummaryMinInterval = 100 * time.Millisecond
+	cfg.StabilizePeriod = 300 * time.Millisecond
+	cfg.JoinJitter = 10 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := peer.Start(ctx, peer.Config{
+		Bootstrap: boot, Sites: []string{o.URL}, Store: store, Key: key, Net: newNet,
+		Core: cfg, Locality: loc, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("start peer: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := p.Get(ctx, url)
+	if err != nil {
+		t.Fatalf("get %s: %v", url, err)
+	}
+	return r
+}
+
+func describe(r *peer.Result) string {
+	return fmt.Sprintf("%s from %s (peer %s, loc %d, %d bytes)", r.URL, r.Source, r.Peer.Short(), r.Locality, len(r.Body))
+}

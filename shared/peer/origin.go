@@ -1,0 +1,286 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/security"
+)
+
+// site is one website the peer serves: its well-known document (key and
+// whitelist) and, for static origins, its signed manifest.
+type site struct {
+	origin string
+	id     ids.SiteID
+	wk     security.WellKnown
+	key    security.PublicKey
+
+	mu         sync.Mutex
+	manifest   *security.Manifest
+	manifestAt time.Time
+}
+
+// manifestRefresh is how long a manifest is trusted to list every object:
+// a URL it lacks is looked up again after this long.
+const manifestRefresh = 30 * time.Second
+
+// loadSite reads the site's well-known document from its origin.
+func (p *Peer) loadSite(ctx context.Context, origin string) (*site, error) {
+	body, status, err := p.httpGet(ctx, origin+security.WellKnownPath, security.MaxWellKnownSize)
+	if err != nil {
+		return nil, fmt.Errorf("peer: site %s: %w", origin, err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("peer: site %s: %s answered %d", origin, security.WellKnownPath, status)
+	}
+	wk, err := security.ParseWellKnown(body)
+	if err != nil {
+		return nil, fmt.Errorf("peer: site %s: %w", origin, err)
+	}
+	if wk.Site != origin {
+		return nil, fmt.Errorf("peer: site %s: the well-known document names %s", origin, wk.Site)
+	}
+	return &site{origin: origin, id: ids.SiteOf(origin), wk: wk, key: wk.PublicKey}, nil
+}
+
+// httpGet fetches a small document, at most limit bytes.
+func (p *Peer) httpGet(ctx context.Context, url string, limit int64) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s: %w", url, err)
+	}
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s: %w", url, err)
+	}
+	if int64(len(body)) > limit {
+		return nil, 0, fmt.Errorf("get %s: over %d bytes", url, limit)
+	}
+	return body, resp.StatusCode, nil
+}
+
+// originResp is an origin's answer.
+type originResp struct {
+	status    int
+	body      []byte
+	ctype     string
+	signed    *security.Signed // set when shareable and validly signed
+	raw       []byte           // the statement, encoded
+	firstByte time.Time
+	lastByte  time.Time
+}
+
+// originGet fetches rawURL from the origin and decides whether the response
+// may be shared: the whitelist, the privacy rules (security.Shareable) and a
+// valid statement from the Flower-Statement header or the manifest.
+func (p *Peer) originGet(ctx context.Context, s *site, rawURL string) (*originResp, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.OriginTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	defer resp.Body.Close()
+	r := &originResp{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), firstByte: time.Now()}
+	r.body, err = io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxObjectSize+1))
+	r.lastByte = time.Now()
+	if err != nil {
+		return nil, fmt.Errorf("origin: %s: %w", rawURL, err)
+	}
+	if int64(len(r.body)) > p.cfg.MaxObjectSize {
+		return nil, fmt.Errorf("origin: %s: over %d bytes", rawURL, p.cfg.MaxObjectSize)
+	}
+	if r.status != http.StatusOK {
+		return r, nil
+	}
+	if ok, why := s.admit(rawURL, req.Header, resp.Header, r.status); !ok {
+		p.stats.privateResponses.Add(1)
+		p.log.Debug("not shared", "url", rawURL, "why", why)
+		return r, nil
+	}
+	signed, raw, err := p.statementFor(ctx, s, rawURL, resp.Header)
+	if err == nil {
+		err = security.Verify(s.key, signed, rawURL, r.body, time.Now())
+	}
+	if err != nil {
+		p.stats.unsignedResponses.Add(1)
+		p.log.Info("origin response not shared: no valid statement", "url", rawURL, "err", err)
+		return r, nil
+	}
+	r.signed, r.raw = &signed, raw
+	r.ctype = signed.ContentType
+	return r, nil
+}
+
+// admit is the privacy rule (docs/integrity.md): the site's whitelist and a
+// public, cacheable GET response.
+func (s *site) admit(rawURL string, reqH, respH http.Header, status int) (bool, string) {
+	if !s.wk.Shares(rawURL) {
+		return false, "not on the site's whitelist"
+	}
+	return security.Shareable(http.MethodGet, reqH, respH, status)
+}
+
+// statementFor finds the site's statement for rawURL: the response's
+// Flower-Statement header (a dynamic origin), else the site's manifest.
+func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.Header) (security.Signed, []byte, error) {
+	if v := h.Get(security.StatementHeader); v != "" {
+		signed, err := security.DecodeStatementHeader(v)
+		if err != nil {
+			return security.Signed{}, nil, err
+		}
+		raw, err := signed.Encode()
+		return signed, raw, err
+	}
+	m, err := s.lookupManifest(ctx, p, rawURL)
+	if err != nil {
+		return security.Signed{}, nil, err
+	}
+	signed, ok := m.Lookup(rawURL)
+	if !ok {
+		return security.Signed{}, nil, fmt.Errorf("%s is not in the site's manifest", rawURL)
+	}
+	raw, err := signed.Encode()
+	return signed, raw, err
+}
+
+// lookupManifest returns the site's manifest, fetched again when it lacks
+// rawURL and is older than manifestRefresh.
+func (s *site) lookupManifest(ctx context.Context, p *Peer, rawURL string) (*security.Manifest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manifest != nil {
+		if _, ok := s.manifest.Lookup(rawURL); ok || time.Since(s.manifestAt) < manifestRefresh {
+			return s.manifest, nil
+		}
+	}
+	body, status, err := p.httpGet(ctx, s.origin+security.ManifestPath, security.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("manifest: %s answered %d", security.ManifestPath, status)
+	}
+	m, err := security.ParseManifest(body, s.origin)
+	if err != nil {
+		return nil, err
+	}
+	s.manifest, s.manifestAt = &m, time.Now()
+	return s.manifest, nil
+}
+
+// fetchForQuery runs the origin fetch the core asked for, stores the object
+// when it may be shared, and reports to the core.
+func (p *Peer) fetchForQuery(qid uint64, q *pending) {
+	r, err := p.originGet(p.ctx, q.site, q.url)
+	ok := err == nil && r.status == http.StatusOK
+	var obj = p.objectMeta(security.Signed{}, 0)
+	if ok {
+		obj.Size = int64(len(r.body))
+		obj.Private = true
+		if r.signed != nil {
+			obj = p.objectMeta(*r.signed, int64(len(r.body)))
+			e := Entry{Site: q.site.id, URL: q.url, Statement: r.raw, Size: obj.Size}
+			if perr := p.cfg.Store.Put(e, r.body); perr != nil {
+				p.stats.storeErrors.Add(1)
+				p.log.Warn("store", "url", q.url, "err", perr)
+				obj.Private = true
+			}
+		}
+	}
+	p.input(func(now time.Duration) {
+		if p.queries[qid] == q {
+			q.err = err
+			if r != nil {
+				q.status, q.body, q.ctype = r.status, r.body, r.ctype
+				q.verified, q.shared = r.signed != nil, ok && !obj.Private
+				q.firstByte, q.lastByte = r.firstByte, r.lastByte
+			}
+		}
+		p.drv.FetchDone(now, qid, ok, obj)
+	})
+}
+
+// Prefetch caches the shareable objects the site's manifest lists, in URL
+// order, until their sizes reach limit bytes (0: the core's quota). Each goes
+// through Get, so a seeder takes what its petal already has from its
+// petal. It returns the number of objects now held.
+func (p *Peer) Prefetch(ctx context.Context, origin string, limit int64) (int, error) {
+	s := p.sites[ids.SiteOf(origin)]
+	if s == nil {
+		return 0, fmt.Errorf("peer: prefetch %s: %w", origin, ErrNotSite)
+	}
+	s.mu.Lock()
+	s.manifest = nil // always read the current one
+	s.mu.Unlock()
+	m, err := s.lookupManifest(ctx, p, origin+"/")
+	if err != nil {
+		return 0, fmt.Errorf("peer: prefetch %s: %w", origin, err)
+	}
+	if limit <= 0 {
+		limit = p.cfg.Core.CacheBytes
+	}
+	var total int64
+	n := 0
+	var errs []error
+	for _, o := range m.Objects() { // sorted by URL
+		u := o.Statement.URL
+		if !s.wk.Shares(u) {
+			continue
+		}
+		if limit > 0 && total+o.Size > limit {
+			continue
+		}
+		if _, err := p.Get(ctx, u); err != nil {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			errs = append(errs, err)
+			continue
+		}
+		total += o.Size
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// Join makes the peer take part in the site's petal at once: a client joins
+// Flower-CDN with its first query (the seed's submitQuery), so a peer that
+// has no query to make yet gets the first shareable object of the site's
+// manifest. It does nothing when the peer is already in a petal.
+func (p *Peer) Join(ctx context.Context, origin string) error {
+	s := p.sites[ids.SiteOf(origin)]
+	if s == nil {
+		return fmt.Errorf("peer: join %s: %w", origin, ErrNotSite)
+	}
+	if r := p.Role(origin); r == core.RoleContent || r == core.RoleDirectory {
+		return nil
+	}
+	m, err := s.lookupManifest(ctx, p, origin+"/")
+	if err != nil {
+		return fmt.Errorf("peer: join %s: %w", origin, err)
+	}
+	for _, o := range m.Objects() {
+		if s.wk.Shares(o.Statement.URL) {
+			_, err := p.Get(ctx, o.Statement.URL)
+			return err
+		}
+	}
+	return fmt.Errorf("peer: join %s: the manifest lists no shareable object", origin)
+}

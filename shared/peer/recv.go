@@ -1,0 +1,171 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/security"
+)
+
+// The meta of an object transfer: the first thing a serving peer sends.
+//
+//	u8  format (1)
+//	u16 the sender's locality (informative: not verified)
+//	    the site's signed statement (security.Signed, encoded)
+const metaFormat = 1
+
+// ErrBadMeta is wrapped by decodeMeta's errors.
+var ErrBadMeta = errors.New("peer: malformed transfer meta")
+
+func encodeMeta(loc int, statement []byte) []byte {
+	b := make([]byte, 0, 3+len(statement))
+	b = append(b, metaFormat)
+	b = binary.BigEndian.AppendUint16(b, uint16(loc))
+	return append(b, statement...)
+}
+
+// decodeMeta reads the meta of an incoming transfer (untrusted bytes).
+func decodeMeta(b []byte) (loc int, st security.Signed, raw []byte, err error) {
+	if len(b) < 3 {
+		return 0, st, nil, fmt.Errorf("%d bytes: %w", len(b), ErrBadMeta)
+	}
+	if b[0] != metaFormat {
+		return 0, st, nil, fmt.Errorf("format %d: %w", b[0], ErrBadMeta)
+	}
+	loc = int(binary.BigEndian.Uint16(b[1:3]))
+	raw = b[3:]
+	if st, err = security.DecodeSigned(raw); err != nil {
+		return 0, st, nil, fmt.Errorf("%w: %w", ErrBadMeta, err)
+	}
+	return loc, st, raw, nil
+}
+
+// incoming takes the start of an object a peer sends for one of the peer's
+// queries. The statement is checked at once (signature, URL): a bad one
+// never gets a byte of body in. The body is verified in full when it ends.
+func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
+	loc, signed, raw, merr := decodeMeta(meta)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("peer: closed")
+	}
+	q := p.queries[qid]
+	switch {
+	case q == nil:
+		return nil, fmt.Errorf("peer: no query %d", qid) // late: the query moved on
+	case q.receiving:
+		return nil, fmt.Errorf("peer: query %d already receiving", qid)
+	case size < 0 || size > p.cfg.MaxObjectSize:
+		p.stats.transferFailures.Add(1)
+		p.drv.DeliveryFailed(p.now(), qid, from, core.FailTransfer)
+		p.rearm()
+		return nil, fmt.Errorf("peer: object of %d bytes, limit %d", size, p.cfg.MaxObjectSize)
+	}
+	err := merr
+	if err == nil {
+		// With no body yet, Verify stops at the digest once signature and
+		// URL passed.
+		if err = security.Verify(q.site.key, signed, q.url, nil, time.Now()); errors.Is(err, security.ErrDigestMismatch) {
+			err = nil
+		}
+	}
+	if err != nil {
+		p.stats.verifyFailures.Add(1)
+		p.log.Warn("bad object from peer", "peer", from.Short(), "url", q.url, "err", err)
+		p.drv.DeliveryFailed(p.now(), qid, from, core.FailBadObject)
+		p.rearm()
+		return nil, fmt.Errorf("peer: object for query %d: %w", qid, err)
+	}
+	q.receiving = true
+	q.firstByte = time.Now()
+	p.drv.Receiving(p.now(), qid, from)
+	p.rearm()
+	s := &recvSink{p: p, q: q, qid: qid, from: from, loc: loc, size: size, signed: signed, raw: raw}
+	s.buf = make([]byte, 0, min(size, 1<<20))
+	s.timer = time.AfterFunc(p.cfg.transferBudget(size), func() { p.net.Cancel(from, qid) })
+	return s, nil
+}
+
+// recvSink collects one object's body, verifies it, stores it and tells
+// the core.
+type recvSink struct {
+	p      *Peer
+	q      *pending
+	qid    uint64
+	from   ids.PeerID
+	loc    int
+	size   int64
+	signed security.Signed
+	raw    []byte
+	timer  *time.Timer
+
+	once sync.Once
+	buf  []byte
+}
+
+func (s *recvSink) Write(chunk []byte) error {
+	if int64(len(s.buf))+int64(len(chunk)) > s.size {
+		return fmt.Errorf("peer: more than the %d bytes announced", s.size)
+	}
+	s.buf = append(s.buf, chunk...)
+	return nil
+}
+
+func (s *recvSink) Close(err error) { s.once.Do(func() { s.close(err) }) }
+
+func (s *recvSink) close(err error) {
+	p := s.p
+	s.timer.Stop()
+	if err == nil && int64(len(s.buf)) != s.size {
+		err = fmt.Errorf("peer: %d of %d bytes", len(s.buf), s.size)
+	}
+	if err != nil {
+		p.stats.transferFailures.Add(1)
+		p.log.Debug("transfer failed", "peer", s.from.Short(), "url", s.q.url, "err", err)
+		p.input(func(now time.Duration) {
+			s.q.receiving = false
+			p.drv.DeliveryFailed(now, s.qid, s.from, core.FailTransfer)
+		})
+		return
+	}
+	if err := security.Verify(s.q.site.key, s.signed, s.q.url, s.buf, time.Now()); err != nil {
+		p.stats.verifyFailures.Add(1)
+		p.log.Warn("bad object from peer", "peer", s.from.Short(), "url", s.q.url, "err", err)
+		s.buf = nil // dropped: nothing of it is stored or used
+		p.input(func(now time.Duration) {
+			s.q.receiving = false
+			p.drv.DeliveryFailed(now, s.qid, s.from, core.FailBadObject)
+		})
+		return
+	}
+	e := Entry{Site: s.q.site.id, URL: s.q.url, Statement: s.raw, Size: s.size}
+	if err := p.cfg.Store.Put(e, s.buf); err != nil {
+		p.stats.storeErrors.Add(1)
+		p.log.Warn("store", "url", s.q.url, "err", err)
+	}
+	obj := p.objectMeta(s.signed, s.size)
+	p.input(func(now time.Duration) {
+		s.q.receiving = false
+		if p.queries[s.qid] == s.q {
+			s.q.body, s.q.ctype, s.q.verified, s.q.provLoc = s.buf, s.signed.ContentType, true, s.loc
+			s.q.lastByte = time.Now()
+		}
+		p.drv.Delivered(now, s.qid, s.from, obj)
+	})
+}
+
+// objectMeta is what the core keeps of a verified object: its expiry moved
+// to the node's clock.
+func (p *Peer) objectMeta(s security.Signed, size int64) core.Object {
+	o := core.Object{Size: size, Version: s.Version}
+	if s.Expires != 0 {
+		o.Expires = max(time.Unix(s.Expires, 0).Sub(p.epoch), 1)
+	}
+	return o
+}

@@ -1,0 +1,58 @@
+package peer_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/peer"
+	"github.com/flowercdn/flower/shared/peer/peertest"
+)
+
+// TestRestartRejoinsFromStoredView: a peer restarted on its cache
+// directory keeps its identity, role and objects, and rejoins its petal
+// from its stored view without asking the bootstrap service for entry
+// points (the seed's reconnection rule).
+func TestRestartRejoinsFromStoredView(t *testing.T) {
+	o := peertest.NewOrigin(t, map[string]int{"/static/a.bin": 30 << 10, "/static/b.bin": 30 << 10})
+	boot := startBootstrap(t, 1, o.URL)
+	hub := newHub()
+	p1 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
+	get(t, p1, o.URL+"/static/a.bin")
+	get(t, p1, o.URL+"/static/b.bin")
+
+	dir := t.TempDir()
+	store, err := peer.OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	p2 := startPeer(t, boot, o, hub.factory(), 0, store, key)
+	if r := get(t, p2, o.URL+"/static/a.bin"); r.Source != core.SourcePeer {
+		t.Fatalf("before the restart: %s", describe(r))
+	}
+	eventually(t, "p2 in the petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	if err := p2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err = peer.OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 = startPeer(t, boot, o, hub.factory(), 0, store, key)
+	if got := p2.Role(o.URL); got != core.RoleContent {
+		t.Fatalf("restored role %v, want content", got)
+	}
+	if r := get(t, p2, o.URL+"/static/a.bin"); r.Source != core.SourceLocal {
+		t.Fatalf("stored object after the restart: %s", describe(r))
+	}
+	if r := get(t, p2, o.URL+"/static/b.bin"); r.Source != core.SourcePeer || r.Peer != p1.ID() {
+		t.Fatalf("petal fetch after the restart: %s", describe(r))
+	}
+	if n := p2.Stats().EntryRequests; n != 0 {
+		t.Fatalf("the restarted peer asked the bootstrap service for entry points %d times", n)
+	}
+}
