@@ -52,7 +52,7 @@ type rec struct {
 	msgs  chan msgEv
 	downs chan downEv
 	objs  chan *memSink
-	mu sync.Mutex
+	mu    sync.Mutex
 	// object decides how Object answers; nil accepts into a memSink.
 	object func(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error)
 }
@@ -236,13 +236,17 @@ func noLeaks(t *testing.T) {
 // connOf returns m's connection to peer (for injecting raw frames).
 func connOf(t *testing.T, m *Manager, peer ids.PeerID) *conn {
 	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := m.conns[peer]
-	if c == nil || c.state != stateOpen {
-		t.Fatalf("no open connection to %s", peer.Short())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		m.mu.Lock()
+		c := m.conns[peer]
+		open := c != nil && c.state == stateOpen
+		m.mu.Unlock()
+		if open {
+			return c
+		}
 	}
-	return c
+	t.Fatalf("no open connection to %s", peer.Short())
+	return nil
 }
 
 func pattern(n int) []byte {
