@@ -1,0 +1,319 @@
+package rtc
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/flowercdn/flower/shared/ids"
+)
+
+type connState uint8
+
+const (
+	stateConnecting connState = iota
+	stateOpen
+	stateClosed
+)
+
+const (
+	ctlChannelID      = 0
+	objChannelID      = 1
+	maxPendingCands   = 64
+	lowWaterFallback  = 50 * time.Millisecond
+	readerBufferSlack = 1
+)
+
+// conn is one PeerConnection to one peer. Fields under "m.mu" are guarded by
+// the manager's mutex.
+type conn struct {
+	m       *Manager
+	peer    ids.PeerID
+	sess    uint64
+	offerer bool
+	created time.Time
+	opened  chan struct{} // closed when both channels are open
+	done    chan struct{} // closed when the connection is failing or closed
+	readers sync.WaitGroup
+	wmu     sync.Mutex // orders writes on the control channel
+
+	// m.mu
+	state         connState
+	err           error // why it closed, set before done is closed
+	lastUsed      time.Time
+	queue         [][]byte // control frames waiting for the channels to open
+	pc            *webrtc.PeerConnection
+	ctl, obj      *webrtc.DataChannel
+	rd            [2]msgReader
+	nOpen         int
+	remoteSetting bool
+	remoteSet     bool
+	pendingRemote []webrtc.ICECandidateInit
+	localSent     bool
+	pendingLocal  []webrtc.ICECandidateInit
+	outs          map[uint64]*outXfer
+	ins           map[uint64]*inXfer
+
+	lowMu  sync.Mutex
+	lowGen chan struct{} // closed and replaced on each buffered-amount-low event
+}
+
+func (m *Manager) newConnLocked(peer ids.PeerID, sess uint64, offerer bool) *conn {
+	now := time.Now()
+	c := &conn{
+		m: m, peer: peer, sess: sess, offerer: offerer, created: now,
+		opened: make(chan struct{}), done: make(chan struct{}),
+		lastUsed: now,
+		outs:     make(map[uint64]*outXfer),
+		ins:      make(map[uint64]*inXfer),
+		lowGen:   make(chan struct{}),
+	}
+	m.conns[peer] = c
+	return c
+}
+
+// idleLocked: open and carrying no transfer.
+func (c *conn) idleLocked() bool {
+	return c.state == stateOpen && len(c.outs) == 0 && len(c.ins) == 0
+}
+
+// failLocked marks c closed and returns the function that tears it down
+// (closes the PeerConnection, waits for the readers, closes open Sinks, then
+// reports Down if down is set). Call the function after unlocking.
+func (c *conn) failLocked(err error, down bool) func() {
+	if c.state == stateClosed {
+		return func() {}
+	}
+	m := c.m
+	wasOpen := c.state == stateOpen
+	c.state = stateClosed
+	c.err = err
+	close(c.done)
+	if m.conns[c.peer] == c {
+		delete(m.conns, c.peer)
+	}
+	if !wasOpen && down {
+		m.n.failed.Add(1)
+	}
+	pc, rds := c.pc, c.rd
+	var sinks []func()
+	for _, t := range c.ins {
+		if !t.done && !t.writing {
+			sinks = append(sinks, c.closeInLocked(t, err))
+		} else if t.writing && t.closeErr == nil {
+			t.closeErr = err // the reader closes it when Write returns
+		}
+	}
+	m.wg.Add(1)
+	return func() {
+		go func() {
+			defer m.wg.Done()
+			if pc != nil {
+				if e := pc.Close(); e != nil {
+					m.log.Debug("closing peer connection", "peer", c.peer.Short(), "err", e)
+				}
+			}
+			for _, r := range rds {
+				if r != nil {
+					_ = r.Close()
+				}
+			}
+			c.readers.Wait()
+			for _, f := range sinks {
+				f()
+			}
+			if down {
+				m.log.Debug("connection down", "peer", c.peer.Short(), "err", err)
+				m.h.Down(c.peer, err)
+			}
+		}()
+	}
+}
+
+func (c *conn) fail(err error, down bool) {
+	c.m.mu.Lock()
+	run := c.failLocked(err, down)
+	c.m.mu.Unlock()
+	run()
+}
+
+// writeCtl sends one control frame, refusing when the channel holds more
+// than MaxCtlBuffered.
+func (c *conn) writeCtl(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.m.mu.Lock()
+	ctl, st := c.ctl, c.state
+	c.m.mu.Unlock()
+	if st != stateOpen {
+		return fmt.Errorf("%w: connection to %s not open", ErrConnLost, c.peer.Short())
+	}
+	if ba := ctl.BufferedAmount(); ba > c.m.cfg.MaxCtlBuffered {
+		return fmt.Errorf("%w: %d bytes buffered on the control channel", ErrQueueFull, ba)
+	}
+	if err := ctl.Send(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrConnLost, err)
+	}
+	c.m.n.bytesSent.Add(uint64(len(b)))
+	if b[0] == byte(fMsg) {
+		c.m.n.msgsSent.Add(1)
+	}
+	return nil
+}
+
+// newPC creates the PeerConnection and its two negotiated channels.
+func (c *conn) newPC() (*webrtc.PeerConnection, error) {
+	m := c.m
+	pc, err := m.api.NewPeerConnection(webrtc.Configuration{ICEServers: m.cfg.ICEServers})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	m.n.created.Add(1)
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic != nil {
+			c.localCandidate(ic.ToJSON())
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+			c.fail(fmt.Errorf("%w: peer connection %s", ErrConnLost, s), true)
+		}
+	})
+	m.mu.Lock()
+	if c.state == stateClosed {
+		m.mu.Unlock()
+		_ = pc.Close()
+		return nil, c.err
+	}
+	c.pc = pc
+	m.mu.Unlock()
+	if !c.offerer {
+		// The answerer takes the offerer's channels as they are announced
+		// in-band (DCEP), which orders their opening before any data.
+		pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+			i := channelIndex(dc.Label())
+			if i < 0 {
+				c.protocolError(fmt.Errorf("unexpected data channel %q", dc.Label()))
+				return
+			}
+			c.addChannel(i, dc)
+		})
+		return pc, nil
+	}
+	for i, label := range channelLabels {
+		dc, err := pc.CreateDataChannel(label, nil)
+		if err != nil {
+			return nil, fmt.Errorf("data channel %s: %w", label, err)
+		}
+		c.addChannel(i, dc)
+	}
+	return pc, nil
+}
+
+var channelLabels = [2]string{ctlChannelID: "ctl", objChannelID: "obj"}
+
+func channelIndex(label string) int {
+	for i, l := range channelLabels {
+		if l == label {
+			return i
+		}
+	}
+	return -1
+}
+
+// addChannel wires data channel i (ctl or obj) of c.
+func (c *conn) addChannel(i int, dc *webrtc.DataChannel) {
+	m := c.m
+	rd := newReader(dc)
+	m.mu.Lock()
+	if c.state == stateClosed || c.rd[i] != nil {
+		dup := c.rd[i] != nil
+		m.mu.Unlock()
+		_ = rd.Close()
+		if dup {
+			c.protocolError(fmt.Errorf("second data channel %q", dc.Label()))
+		}
+		return
+	}
+	c.rd[i] = rd
+	if i == ctlChannelID {
+		c.ctl = dc
+	} else {
+		c.obj = dc
+	}
+	m.mu.Unlock()
+	if i == objChannelID {
+		dc.SetBufferedAmountLowThreshold(m.cfg.LowWater)
+		dc.OnBufferedAmountLow(c.bufferLow)
+	}
+	ctl := i == ctlChannelID
+	dc.OnOpen(func() { c.channelOpen(ctl) })
+}
+
+// bufferLow runs inside pion's SCTP loop: it only wakes waiting senders.
+func (c *conn) bufferLow() {
+	c.lowMu.Lock()
+	close(c.lowGen)
+	c.lowGen = make(chan struct{})
+	c.lowMu.Unlock()
+}
+
+func (c *conn) lowChan() chan struct{} {
+	c.lowMu.Lock()
+	defer c.lowMu.Unlock()
+	return c.lowGen
+}
+
+// channelOpen starts the channel's reader; once both are open the connection
+// is up and the queued messages go out.
+func (c *conn) channelOpen(ctl bool) {
+	m := c.m
+	i := objChannelID
+	if ctl {
+		i = ctlChannelID
+	}
+	m.mu.Lock()
+	rd := c.rd[i]
+	m.mu.Unlock()
+	if rd == nil {
+		return
+	}
+	if err := rd.start(); err != nil {
+		c.fail(fmt.Errorf("%w: open channel: %v", ErrConnLost, err), true)
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	m.mu.Lock()
+	if c.state != stateConnecting {
+		m.mu.Unlock()
+		return
+	}
+	c.readers.Add(1)
+	m.wg.Add(1)
+	go c.readLoop(rd, ctl)
+	c.nOpen++
+	if c.nOpen < 2 {
+		m.mu.Unlock()
+		return
+	}
+	c.state = stateOpen
+	c.lastUsed = time.Now()
+	q := c.queue
+	c.queue = nil
+	ch := c.ctl
+	m.mu.Unlock()
+	m.n.opened.Add(1)
+	close(c.opened)
+	m.log.Debug("connection open", "peer", c.peer.Short(), "offerer", c.offerer, "setup", time.Since(c.created))
+	for _, b := range q {
+		if err := ch.Send(b); err != nil {
+			m.n.msgsDropped.Add(1)
+			continue
+		}
+		m.n.bytesSent.Add(uint64(len(b)))
+		m.n.msgsSent.Add(1)
+	}
+}
