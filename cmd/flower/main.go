@@ -4,6 +4,9 @@
 //	flower loadtest [flags]  load a bootstrap service with simulated peers
 //	flower keygen [flags]    make a site's Ed25519 key pair
 //	flower sign [flags]      sign a static site's files for Flower-CDN
+//	flower peer [flags]      run a headless peer (a seeder) until interrupted
+//	flower get URL [flags]   fetch one object through Flower-CDN
+//	flower bench-transfer    measure P2P transfers between two native peers
 package main
 
 import (
@@ -24,6 +27,9 @@ commands:
   loadtest   load a bootstrap service with simulated peers
   keygen     make a site's Ed25519 key pair (private key file, public key on stdout)
   sign       sign a static site: writes its well-known document and signed manifest
+  peer       run a headless peer of a site (a seeder next to the origin) until interrupted
+  get        fetch one object through Flower-CDN, verified, and say where it came from
+  bench-transfer  measure WebRTC transfers between two native peers on 127.0.0.1
 
 Run "flower <command> -h" for the flags of a command.
 `
@@ -54,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeygen(ctx, args[1:], stdout, stderr)
 	case "sign":
 		return runSign(ctx, args[1:], stdout, stderr)
+	case "peer":
+		return runPeer(ctx, args[1:], stdout, stderr)
+	case "get":
+		return runGet(ctx, args[1:], stdout, stderr)
+	case "bench-transfer":
+		return runBenchTransfer(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

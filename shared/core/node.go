@@ -364,3 +364,21 @@ func (n *Node) Indexes(key ids.Key, peer ids.PeerID) bool {
 	p := n.position(key)
 	return p != nil && p.index.Peer(peer) != nil
 }
+
+// RemoteCandidates returns the other directories whose summaries say they
+// may hold obj, as seen from the node's directory position for site (none
+// when it holds no position).
+func (n *Node) RemoteCandidates(site ids.SiteID, obj ids.ObjectID) []ids.Member {
+	p := n.positionFor(site)
+	if p == nil {
+		return nil
+	}
+	return p.sums.Candidates(obj)
+}
+
+// IndexHolds reports whether the node's directory position for site
+// indexes a content peer holding obj.
+func (n *Node) IndexHolds(site ids.SiteID, obj ids.ObjectID) bool {
+	p := n.positionFor(site)
+	return p != nil && p.index.Holds(obj)
+}

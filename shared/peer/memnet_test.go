@@ -63,7 +63,10 @@ func (n *memNet) SendObject(ctx context.Context, to ids.PeerID, qid uint64, meta
 	if t == nil {
 		return errGone
 	}
-	sink, err := t.h.Object(n.self, qid, meta, size)
+	// Like rtc, the buffers handed over are valid only during the call.
+	m := bytes.Clone(meta)
+	sink, err := t.h.Object(n.self, qid, m, size)
+	clear(m)
 	if err != nil {
 		return err
 	}
@@ -79,9 +82,11 @@ func (n *memNet) SendObject(ctx context.Context, to ids.PeerID, qid uint64, meta
 	}
 	n.hub.mu.Unlock()
 	for len(b) > 0 {
-		c := b[:min(len(b), 64<<10)]
+		c := bytes.Clone(b[:min(len(b), 64<<10)])
 		b = b[len(c):]
-		if err := sink.Write(c); err != nil {
+		err := sink.Write(c)
+		clear(c)
+		if err != nil {
 			sink.Close(err)
 			return err
 		}

@@ -329,13 +329,15 @@ func (p *Peer) Close() error {
 		p.timer.Stop()
 	}
 	p.mu.Unlock()
+	// The saver stops first, so that no older state it holds lands after
+	// the final one.
+	p.shutdown()
 	var err error
 	if st != nil {
 		if err = p.cfg.Store.SaveState(st); err != nil {
 			err = fmt.Errorf("peer: save state: %w", err)
 		}
 	}
-	p.shutdown()
 	p.log.Info("peer stopped", "id", p.id.Short())
 	return err
 }

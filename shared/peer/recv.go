@@ -49,7 +49,8 @@ func decodeMeta(b []byte) (loc int, st security.Signed, raw []byte, err error) {
 // queries. The statement is checked at once (signature, URL): a bad one
 // never gets a byte of body in. The body is verified in full when it ends.
 func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
-	loc, signed, raw, merr := decodeMeta(meta)
+	// meta is the transport's buffer, valid only during this call.
+	loc, signed, raw, merr := decodeMeta(append([]byte(nil), meta...))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
