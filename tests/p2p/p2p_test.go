@@ -32,6 +32,7 @@ func TestOverWebRTC(t *testing.T) {
 		t.Fatalf("first fetch: %s", describe(r))
 	}
 	eventually(t, "p1 directory of locality 0", 10*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	waitDirectory(t, boot, o.URL, 0, p1)
 
 	// A second peer of the same locality gets it from the first over
 	// WebRTC.
@@ -67,6 +68,7 @@ func TestOverWebRTC(t *testing.T) {
 	p3 := startPeer(t, boot, o.URL, peerOpts{loc: 1})
 	get(t, p3, o.URL+"/static/b.bin")
 	eventually(t, "p3 directory of locality 1", 10*time.Second, func() bool { return p3.Role(o.URL) == core.RoleDirectory })
+	waitDirectory(t, boot, o.URL, 1, p3)
 	eventually(t, "p3 holds locality 0's summary", 10*time.Second, func() bool {
 		var n int
 		p3.Node(func(nd *core.Node) { n = len(nd.RemoteCandidates(ids.SiteOf(o.URL), ids.ObjectOf(a))) })
@@ -134,6 +136,7 @@ func TestOverWebRTC(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "p2 takes over locality 0's directory", 20*time.Second, func() bool { return p2.Role(o.URL) == core.RoleDirectory })
+	waitDirectory(t, boot, o.URL, 0, p2)
 	p4 := startPeer(t, boot, o.URL, peerOpts{loc: 0})
 	if r := get(t, p4, a); r.Source != core.SourcePeer || r.Peer != p2.ID() {
 		t.Fatalf("after the directory left: %s", describe(r))
