@@ -1,9 +1,11 @@
 package peer
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -70,11 +72,7 @@ func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (S
 	}
 	err := merr
 	if err == nil {
-		// With no body yet, Verify stops at the digest once signature and
-		// URL passed.
-		if err = security.Verify(q.site.key, signed, q.url, nil, time.Now()); errors.Is(err, security.ErrDigestMismatch) {
-			err = nil
-		}
+		err = security.VerifyStatement(q.site.key, signed, q.url, time.Now())
 	}
 	if err != nil {
 		p.stats.verifyFailures.Add(1)
@@ -88,7 +86,8 @@ func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (S
 	p.drv.Receiving(p.now(), qid, from)
 	p.rearm()
 	s := &recvSink{p: p, q: q, qid: qid, from: from, loc: loc, size: size, signed: signed, raw: raw}
-	s.buf = make([]byte, 0, min(size, 1<<20))
+	s.buf = make([]byte, 0, min(size, 1<<20)) // grows with what arrives: size is the sender's word
+	s.hash = sha256.New()
 	s.timer = time.AfterFunc(p.cfg.transferBudget(size), func() { p.net.Cancel(from, qid) })
 	return s, nil
 }
@@ -108,6 +107,7 @@ type recvSink struct {
 
 	once sync.Once
 	buf  []byte
+	hash hash.Hash // SHA-256 of buf, computed as the chunks arrive
 }
 
 func (s *recvSink) Write(chunk []byte) error {
@@ -115,6 +115,7 @@ func (s *recvSink) Write(chunk []byte) error {
 		return fmt.Errorf("peer: more than the %d bytes announced", s.size)
 	}
 	s.buf = append(s.buf, chunk...)
+	s.hash.Write(chunk)
 	return nil
 }
 
@@ -135,7 +136,9 @@ func (s *recvSink) close(err error) {
 		})
 		return
 	}
-	if err := security.Verify(s.q.site.key, s.signed, s.q.url, s.buf, time.Now()); err != nil {
+	var digest [sha256.Size]byte
+	s.hash.Sum(digest[:0])
+	if err := security.VerifyDigest(s.q.site.key, s.signed, s.q.url, digest, len(s.buf), time.Now()); err != nil {
 		p.stats.verifyFailures.Add(1)
 		p.log.Warn("bad object from peer", "peer", s.from.Short(), "url", s.q.url, "err", err)
 		s.buf = nil // dropped: nothing of it is stored or used

@@ -302,7 +302,35 @@ func (d *decoder) str(field string, limit int) string {
 // Verify does not compare versions: a cache that already holds a newer
 // statement for url keeps it.
 func Verify(pub PublicKey, s Signed, url string, body []byte, now time.Time) error {
+	return VerifyDigest(pub, s, url, BodyDigest(body), len(body), now)
+}
+
+// VerifyDigest is Verify for a body whose SHA-256 the caller computed as the
+// bytes arrived (n is the body's length, for messages): the same checks in
+// the same order.
+func VerifyDigest(pub PublicKey, s Signed, url string, digest [sha256.Size]byte, n int, now time.Time) error {
 	const op = "security: verify"
+	if err := verifyStatement(op, pub, s, url); err != nil {
+		return err
+	}
+	if digest != s.Digest {
+		return fmt.Errorf("%s %s: body of %d bytes does not match the signed SHA-256: %w", op, clip(url), n, ErrDigestMismatch)
+	}
+	return checkExpiry(op, s, url, now)
+}
+
+// VerifyStatement checks everything Verify checks except the body: a
+// receiver calls it as soon as the statement arrives, so that a bad one
+// gets no byte of body in, then VerifyDigest when the body is complete.
+func VerifyStatement(pub PublicKey, s Signed, url string, now time.Time) error {
+	const op = "security: verify statement"
+	if err := verifyStatement(op, pub, s, url); err != nil {
+		return err
+	}
+	return checkExpiry(op, s, url, now)
+}
+
+func verifyStatement(op string, pub PublicKey, s Signed, url string) error {
 	if pub.IsZero() {
 		return fmt.Errorf("%s %s: all-zero public key: %w", op, clip(url), ErrInvalidKey)
 	}
@@ -315,9 +343,10 @@ func Verify(pub PublicKey, s Signed, url string, body []byte, now time.Time) err
 	if s.URL != url {
 		return fmt.Errorf("%s %s: statement is about %s: %w", op, clip(url), clip(s.URL), ErrURLMismatch)
 	}
-	if BodyDigest(body) != s.Digest {
-		return fmt.Errorf("%s %s: body of %d bytes does not match the signed SHA-256: %w", op, clip(url), len(body), ErrDigestMismatch)
-	}
+	return nil
+}
+
+func checkExpiry(op string, s Signed, url string, now time.Time) error {
 	if s.Expired(now) {
 		return fmt.Errorf("%s %s: expired at %s (now %s): %w", op, clip(url),
 			time.Unix(s.Expires, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ErrExpired)

@@ -143,6 +143,15 @@ func TestVerifyFailures(t *testing.T) {
 		{"oversize url", pub, Sign(k, Statement{URL: "https://e.org/" + strings.Repeat("a", MaxURLLen), Digest: st.Digest}), "", testBody, testNow, ErrTooLarge},
 		{"negative expiry", pub, Sign(k, Statement{URL: st.URL, Digest: st.Digest, Expires: -1}), st.URL, testBody, testNow, ErrMalformed},
 	} {
+		// VerifyDigest agrees with Verify; VerifyStatement with both, but for
+		// the body.
+		if err := VerifyDigest(c.pub, c.s, c.url, BodyDigest(c.body), len(c.body), c.now); !errors.Is(err, c.want) {
+			t.Errorf("%s: VerifyDigest error = %v, want %v", c.name, err, c.want)
+		}
+		stErr := VerifyStatement(c.pub, c.s, c.url, c.now)
+		if c.want == ErrDigestMismatch && stErr != nil || c.want != ErrDigestMismatch && !errors.Is(stErr, c.want) {
+			t.Errorf("%s: VerifyStatement error = %v", c.name, stErr)
+		}
 		err := Verify(c.pub, c.s, c.url, c.body, c.now)
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: Verify error = %v, want %v", c.name, err, c.want)
