@@ -116,7 +116,9 @@ type nativeReader struct {
 	closed bool
 }
 
-func newReader(dc *webrtc.DataChannel) msgReader { return &nativeReader{dc: dc} }
+// newReader: pion's SCTP window bounds what is buffered natively; limit is
+// for the browser.
+func newReader(dc *webrtc.DataChannel, limit int) msgReader { return &nativeReader{dc: dc} }
 
 func (r *nativeReader) start() error {
 	rw, err := r.dc.Detach()
