@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ func main() {
 	sockbuf := flag.Int("sockbuf", 0, "UDP socket buffer to ask for (0: default 8 MiB, -1: kernel default)")
 	window := flag.Uint("sctp-window", 0, "SCTP receive window (0: sized from the socket buffer)")
 	hw := flag.Uint64("high-water", 0, "sender high-water mark (0: default)")
+	rwin := flag.Int64("recv-window", 0, "per-transfer receive window (0: default)")
 	rto := flag.Duration("rto-max", 0, "SCTP RTO cap (0: pion's)")
 	ping := flag.Duration("ping", 2*time.Millisecond, "control message interval during transfers (<0: none)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
@@ -47,6 +50,8 @@ func main() {
 	cfg.Native.SCTPReceiveBuffer = uint32(*window)
 	cfg.Native.SCTPRTOMax = *rto
 	cfg.HighWater = *hw
+	cfg.ReceiveWindow = *rwin
+	drops0 := udpRcvbufErrors()
 	cpu0 := cpuTime()
 	res, err := rtc.MeasureTransfer(context.Background(), rtc.MeasureOptions{
 		Size: *size, Runs: *runs, FreshConn: *fresh, PingEvery: *ping, Config: &cfg,
@@ -59,8 +64,9 @@ func main() {
 	cpu := cpuTime() - cpu0
 	out := struct {
 		rtc.MeasureResult
-		CPUmsPerMB float64 `json:"cpu_ms_per_mb"` // process CPU time (both peers) per 10^6 bytes moved
-	}{res, cpu.Seconds() * 1000 / (float64(*size) * float64(*runs) / 1e6)}
+		CPUmsPerMB float64 `json:"cpu_ms_per_mb"`     // process CPU time (both peers) per 10^6 bytes moved
+		UDPDrops   int64   `json:"udp_rcvbuf_errors"` // datagrams the kernel dropped for a full socket buffer (whole host)
+	}{res, cpu.Seconds() * 1000 / (float64(*size) * float64(*runs) / 1e6), udpRcvbufErrors() - drops0}
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(out); err != nil {
 		fmt.Fprintln(os.Stderr, "rtcbench:", err)
@@ -74,4 +80,33 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// udpRcvbufErrors reads the host's UDP RcvbufErrors counter (-1 if unknown).
+func udpRcvbufErrors() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return -1
+	}
+	var head []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if head == nil {
+			head = f
+			continue
+		}
+		for i, h := range head {
+			if h == "RcvbufErrors" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					return -1
+				}
+				return v
+			}
+		}
+	}
+	return -1
 }
