@@ -25,6 +25,8 @@ type MeasureOptions struct {
 	// FreshConn makes every run on new managers (a new connection, SCTP slow
 	// start included); otherwise all runs share one connection.
 	FreshConn bool
+	// WarmUp bytes are sent (unmeasured) on each new connection first.
+	WarmUp int64
 	// PingEvery sends a small control message from the sender every so often
 	// during each transfer and records its latency (0: 2 ms; <0: none).
 	PingEvery time.Duration
@@ -82,6 +84,11 @@ func MeasureTransfer(ctx context.Context, o MeasureOptions) (MeasureResult, erro
 				return res, err
 			}
 			connects = append(connects, ms)
+			if o.WarmUp > 0 {
+				if _, _, err := pair.run(ctx, 1<<62, o.WarmUp, -1); err != nil {
+					return res, fmt.Errorf("rtc: measure warm-up: %w", err)
+				}
+			}
 		}
 		mbps, ps, err := pair.run(ctx, uint64(run+1), o.Size, o.PingEvery)
 		if err != nil {

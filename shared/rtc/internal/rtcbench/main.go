@@ -28,6 +28,7 @@ func main() {
 	sockbuf := flag.Int("sockbuf", 0, "UDP socket buffer to ask for (0: default 8 MiB, -1: kernel default)")
 	window := flag.Uint("sctp-window", 0, "SCTP receive window (0: sized from the socket buffer)")
 	hw := flag.Uint64("high-water", 0, "sender high-water mark (0: default)")
+	warm := flag.Int64("warmup", 0, "bytes sent unmeasured on each new connection first")
 	rwin := flag.Int64("recv-window", 0, "per-transfer receive window (0: default)")
 	rto := flag.Duration("rto-max", 0, "SCTP RTO cap (0: pion's)")
 	ping := flag.Duration("ping", 2*time.Millisecond, "control message interval during transfers (<0: none)")
@@ -54,7 +55,7 @@ func main() {
 	drops0 := udpRcvbufErrors()
 	cpu0 := cpuTime()
 	res, err := rtc.MeasureTransfer(context.Background(), rtc.MeasureOptions{
-		Size: *size, Runs: *runs, FreshConn: *fresh, PingEvery: *ping, Config: &cfg,
+		Size: *size, Runs: *runs, FreshConn: *fresh, WarmUp: *warm, PingEvery: *ping, Config: &cfg,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtcbench:", err)
