@@ -38,6 +38,7 @@ type conn struct {
 	done    chan struct{} // closed when the connection is failing or closed
 	readers sync.WaitGroup
 	wmu     sync.Mutex // orders writes on the control channel
+	sigMu   sync.Mutex // held while a signalling payload is relayed
 
 	// m.mu
 	state         connState
