@@ -35,6 +35,7 @@ type conn struct {
 	offerer bool
 	created time.Time
 	opened  chan struct{} // closed when both channels are open
+	slots   chan struct{} // one token per outgoing transfer (MaxTransfers)
 	done    chan struct{} // closed when the connection is failing or closed
 	readers sync.WaitGroup
 	wmu     sync.Mutex // orders writes on the control channel
@@ -66,6 +67,7 @@ func (m *Manager) newConnLocked(peer ids.PeerID, sess uint64, offerer bool) *con
 	c := &conn{
 		m: m, peer: peer, sess: sess, offerer: offerer, created: now,
 		opened: make(chan struct{}), done: make(chan struct{}),
+		slots:    make(chan struct{}, MaxTransfers),
 		lastUsed: now,
 		outs:     make(map[uint64]*outXfer),
 		ins:      make(map[uint64]*inXfer),
@@ -342,5 +344,5 @@ func (c *conn) channelOpen(ctl bool) {
 // readerLimit bounds what a browser reader may hold unread: every incoming
 // transfer's window, the control channel's cap, and a frame of slack.
 func (m *Manager) readerLimit() int {
-	return int(int64(m.cfg.MaxIncoming)*m.cfg.ReceiveWindow+int64(m.cfg.MaxCtlBuffered)) + 2*maxFrameSize
+	return int(MaxTransfers*m.cfg.ReceiveWindow+int64(m.cfg.MaxCtlBuffered)) + 2*maxFrameSize
 }

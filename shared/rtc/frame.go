@@ -56,6 +56,11 @@ const (
 // initialCredit is what a sender may send before the receiver's first fCredit.
 const initialCredit = 256 << 10
 
+// MaxTransfers is how many transfers one peer may have running towards
+// another at once (counted from fStart to the fEnd or fAbort that ends it).
+// A sender waits for a slot; a receiver disconnects a peer that starts more.
+const MaxTransfers = 8
+
 // Reasons in fAbort and fCancel.
 const (
 	reasonCancelled uint8 = 1 // the sender's context ended / the receiver's Cancel

@@ -105,9 +105,6 @@ type Config struct {
 	// instead of filling memory (the browser's data channel has no receive
 	// back-pressure of its own).
 	ReceiveWindow int64
-	// MaxIncoming bounds the concurrent incoming transfers per peer (default
-	// 8); a peer that starts more is disconnected.
-	MaxIncoming int
 	// Native holds tuning that applies only outside the browser.
 	Native Native
 	// Logger receives the manager's logs (default: discarded).
@@ -168,9 +165,6 @@ func (c *Config) fill() error {
 	}
 	if c.ReceiveWindow < initialCredit {
 		c.ReceiveWindow = 1 << 20
-	}
-	if c.MaxIncoming <= 0 {
-		c.MaxIncoming = 8
 	}
 	if c.Native.SocketBuffer == 0 {
 		c.Native.SocketBuffer = 8 << 20

@@ -69,6 +69,14 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 	if err != nil {
 		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), err)
 	}
+	select { // a transfer slot: the receiver allows MaxTransfers at once
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), ctx.Err())
+	case <-c.done:
+		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), c.err)
+	}
 	m.mu.Lock()
 	if c.state != stateOpen {
 		m.mu.Unlock()
@@ -321,9 +329,9 @@ func (c *conn) handle(f frame) error {
 			m.mu.Unlock()
 			return fmt.Errorf("transfer %d started twice", f.qid)
 		}
-		if len(c.ins) >= m.cfg.MaxIncoming {
+		if len(c.ins) >= MaxTransfers {
 			m.mu.Unlock()
-			return fmt.Errorf("more than %d concurrent transfers", m.cfg.MaxIncoming)
+			return fmt.Errorf("more than %d concurrent transfers", MaxTransfers)
 		}
 		t := &inXfer{size: f.size, last: now, writing: true, allowed: initialCredit}
 		c.ins[f.qid] = t

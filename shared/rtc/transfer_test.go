@@ -319,3 +319,31 @@ func TestCredit(t *testing.T) {
 		t.Fatal("body differs")
 	}
 }
+
+// TestManyConcurrentTransfers: more SendObject calls than MaxTransfers to one
+// peer wait for a slot instead of tripping the receiver's limit.
+func TestManyConcurrentTransfers(t *testing.T) {
+	noLeaks(t)
+	_, a, _, b, rb := connected(t, testConfig())
+	const k = MaxTransfers + 5
+	errs := make(chan error, k)
+	for q := range uint64(k) {
+		go func() {
+			body := pattern(200<<10 + int(q))
+			errs <- a.SendObject(context.Background(), pid(2), q, nil, int64(len(body)), bytes.NewReader(body))
+		}()
+	}
+	for range k {
+		if err := sinkClosed(t, recvObj(t, rb), 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range k {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.Stats(); st.ProtocolErrors != 0 || st.TransfersRecv != k {
+		t.Fatalf("stats %+v", st)
+	}
+}
