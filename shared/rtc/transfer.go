@@ -116,12 +116,14 @@ type sender struct {
 	send     func([]byte) error
 	buffered func() uint64
 	timer    *time.Timer
+	started  bool // fStart went out: an abort must follow any failure
 }
 
 func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk int) error {
 	if err := s.write(appendStart(nil, qid, size, meta)); err != nil {
 		return s.abort(qid, err)
 	}
+	s.started = true
 	buf := make([]byte, chunkHeaderSize+chunk)
 	for left := size; left > 0; {
 		n := int(min(int64(chunk), left))
@@ -216,6 +218,9 @@ func (s *sender) abort(qid uint64, err error) error {
 	select {
 	case <-s.c.done:
 	default:
+		if !s.started {
+			break
+		}
 		// The abort is not flow-controlled: it is 10 bytes and must follow
 		// the chunks already queued.
 		if e := s.send(appendReason(nil, fAbort, qid, reason)); e == nil {
