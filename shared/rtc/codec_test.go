@@ -83,6 +83,7 @@ func frameSeeds() [][]byte {
 		appendMsg(nil, []byte("core message")),
 		appendMsg(nil, nil),
 		appendReason(nil, fCancel, 42, reasonRefused),
+		appendCredit(nil, 42, 1<<20),
 		appendStart(nil, 42, 1<<20, []byte("statement")),
 		chunk,
 		appendQID(nil, fEnd, 42),
@@ -92,7 +93,7 @@ func frameSeeds() [][]byte {
 
 func TestFrames(t *testing.T) {
 	for _, b := range frameSeeds() {
-		ctl := b[0] == byte(fMsg) || b[0] == byte(fCancel)
+		ctl := onControl(b[0])
 		f, err := decodeFrame(b, ctl)
 		if err != nil {
 			t.Fatalf("%x: %v", b, err)
@@ -116,6 +117,8 @@ func TestFrames(t *testing.T) {
 		append(appendQID(nil, fEnd, 1), 0),
 		appendReason(nil, fAbort, 1, 0),
 		appendReason(nil, fAbort, 1, maxReason+1),
+		appendCredit(nil, 1, -1),
+		appendQID(nil, fCredit, 1),
 	}
 	for _, b := range bad {
 		if _, err := decodeFrame(b, false); !errors.Is(err, errFrame) {
@@ -129,7 +132,7 @@ func TestFrames(t *testing.T) {
 
 func FuzzDecodeFrame(f *testing.F) {
 	for _, b := range frameSeeds() {
-		f.Add(b, b[0] == byte(fMsg) || b[0] == byte(fCancel))
+		f.Add(b, onControl(b[0]))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, ctl bool) {
 		fr, err := decodeFrame(b, ctl)
@@ -148,6 +151,8 @@ func FuzzDecodeFrame(f *testing.F) {
 			again = append(again, fr.data...)
 		case fEnd:
 			again = appendQID(nil, fEnd, fr.qid)
+		case fCredit:
+			again = appendCredit(nil, fr.qid, fr.size)
 		case fAbort, fCancel:
 			again = appendReason(nil, fr.typ, fr.qid, fr.reason)
 		}
@@ -155,4 +160,8 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("re-encoding differs: %x vs %x", again, b)
 		}
 	})
+}
+
+func onControl(t byte) bool {
+	return t == byte(fMsg) || t == byte(fCancel) || t == byte(fCredit)
 }

@@ -35,9 +35,11 @@ type conn struct {
 	offerer bool
 	created time.Time
 	opened  chan struct{} // closed when both channels are open
+	slots   chan struct{} // one token per outgoing transfer (MaxTransfers)
 	done    chan struct{} // closed when the connection is failing or closed
 	readers sync.WaitGroup
 	wmu     sync.Mutex // orders writes on the control channel
+	sigMu   sync.Mutex // held while a signalling payload is relayed
 
 	// m.mu
 	state         connState
@@ -65,6 +67,7 @@ func (m *Manager) newConnLocked(peer ids.PeerID, sess uint64, offerer bool) *con
 	c := &conn{
 		m: m, peer: peer, sess: sess, offerer: offerer, created: now,
 		opened: make(chan struct{}), done: make(chan struct{}),
+		slots:    make(chan struct{}, MaxTransfers),
 		lastUsed: now,
 		outs:     make(map[uint64]*outXfer),
 		ins:      make(map[uint64]*inXfer),
@@ -76,7 +79,15 @@ func (m *Manager) newConnLocked(peer ids.PeerID, sess uint64, offerer bool) *con
 
 // idleLocked: open and carrying no transfer.
 func (c *conn) idleLocked() bool {
-	return c.state == stateOpen && len(c.outs) == 0 && len(c.ins) == 0
+	if c.state != stateOpen || len(c.outs) > 0 {
+		return false
+	}
+	for _, t := range c.ins {
+		if !t.done {
+			return false
+		}
+	}
+	return true
 }
 
 // failLocked marks c closed and returns the function that tears it down
@@ -146,9 +157,16 @@ func (c *conn) writeCtl(b []byte) error {
 	defer c.wmu.Unlock()
 	c.m.mu.Lock()
 	ctl, st := c.ctl, c.state
+	if st == stateConnecting {
+		// Only the answerer can get here (a frame arrived on a channel that
+		// opened first): the frame goes out when the connection is up.
+		c.queue = append(c.queue, b)
+		c.m.mu.Unlock()
+		return nil
+	}
 	c.m.mu.Unlock()
 	if st != stateOpen {
-		return fmt.Errorf("%w: connection to %s not open", ErrConnLost, c.peer.Short())
+		return fmt.Errorf("%w: connection to %s closed", ErrConnLost, c.peer.Short())
 	}
 	if ba := ctl.BufferedAmount(); ba > c.m.cfg.MaxCtlBuffered {
 		return fmt.Errorf("%w: %d bytes buffered on the control channel", ErrQueueFull, ba)
@@ -226,7 +244,7 @@ func channelIndex(label string) int {
 // addChannel wires data channel i (ctl or obj) of c.
 func (c *conn) addChannel(i int, dc *webrtc.DataChannel) {
 	m := c.m
-	rd := newReader(dc)
+	rd := newReader(dc, m.readerLimit())
 	m.mu.Lock()
 	if c.state == stateClosed || c.rd[i] != nil {
 		dup := c.rd[i] != nil
@@ -309,11 +327,22 @@ func (c *conn) channelOpen(ctl bool) {
 	close(c.opened)
 	m.log.Debug("connection open", "peer", c.peer.Short(), "offerer", c.offerer, "setup", time.Since(c.created))
 	for _, b := range q {
+		msg := b[0] == byte(fMsg)
 		if err := ch.Send(b); err != nil {
-			m.n.msgsDropped.Add(1)
+			if msg {
+				m.n.msgsDropped.Add(1)
+			}
 			continue
 		}
 		m.n.bytesSent.Add(uint64(len(b)))
-		m.n.msgsSent.Add(1)
+		if msg {
+			m.n.msgsSent.Add(1)
+		}
 	}
+}
+
+// readerLimit bounds what a browser reader may hold unread: every incoming
+// transfer's window, the control channel's cap, and a frame of slack.
+func (m *Manager) readerLimit() int {
+	return int(MaxTransfers*m.cfg.ReceiveWindow+int64(m.cfg.MaxCtlBuffered)) + 2*maxFrameSize
 }

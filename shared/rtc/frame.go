@@ -9,7 +9,7 @@ import (
 // Every data-channel message is one frame: a type byte and a body. Two
 // negotiated channels carry them (docs/transport.md):
 //
-//	control channel (id 0): fMsg, fCancel
+//	control channel (id 0): fMsg, fCancel, fCredit
 //	object channel  (id 1): fStart, fChunk, fEnd, fAbort
 //
 //	fMsg    [1] payload (0..MaxMessageSize bytes), one core message
@@ -18,7 +18,10 @@ import (
 //	fEnd    [4] qid u64                 the sender handed over all size bytes
 //	fAbort  [5] qid u64, reason u8      the sender gave up (or acknowledges a cancel)
 //	fCancel [6] qid u64, reason u8      the receiver refuses or gives up
+//	fCredit [7] qid u64, allowed u64    the receiver allows body bytes [0, allowed)
 //
+// A sender may send the first initialCredit body bytes of a transfer
+// without credit; beyond that only up to the largest allowed it received.
 // All integers are big-endian.
 
 const (
@@ -47,7 +50,16 @@ const (
 	fEnd    frameType = 4
 	fAbort  frameType = 5
 	fCancel frameType = 6
+	fCredit frameType = 7
 )
+
+// initialCredit is what a sender may send before the receiver's first fCredit.
+const initialCredit = 256 << 10
+
+// MaxTransfers is how many transfers one peer may have running towards
+// another at once (counted from fStart to the fEnd or fAbort that ends it).
+// A sender waits for a slot; a receiver disconnects a peer that starts more.
+const MaxTransfers = 8
 
 // Reasons in fAbort and fCancel.
 const (
@@ -66,7 +78,7 @@ var errFrame = errors.New("rtc: malformed frame")
 type frame struct {
 	typ    frameType
 	qid    uint64
-	size   int64
+	size   int64 // fStart: object size; fCredit: allowed
 	meta   []byte
 	data   []byte
 	reason uint8
@@ -91,6 +103,11 @@ func putChunkHeader(b []byte, qid uint64) {
 	binary.BigEndian.PutUint64(b[1:], qid)
 }
 
+func appendCredit(b []byte, qid uint64, allowed int64) []byte {
+	b = appendQID(b, fCredit, qid)
+	return binary.BigEndian.AppendUint64(b, uint64(allowed))
+}
+
 func appendQID(b []byte, t frameType, qid uint64) []byte {
 	b = append(b, byte(t))
 	return binary.BigEndian.AppendUint64(b, qid)
@@ -112,7 +129,7 @@ func decodeFrame(b []byte, ctl bool) (frame, error) {
 	}
 	f.typ = frameType(b[0])
 	body := b[1:]
-	onCtl := f.typ == fMsg || f.typ == fCancel
+	onCtl := f.typ == fMsg || f.typ == fCancel || f.typ == fCredit
 	if onCtl != ctl {
 		return f, fmt.Errorf("%w: type %d on the wrong channel", errFrame, b[0])
 	}
@@ -145,6 +162,14 @@ func decodeFrame(b []byte, ctl bool) (frame, error) {
 			return f, fmt.Errorf("%w: chunk of %d bytes", errFrame, len(body))
 		}
 		f.data = body
+	case fCredit:
+		if len(body) != 8 {
+			return f, fmt.Errorf("%w: credit", errFrame)
+		}
+		f.size = int64(binary.BigEndian.Uint64(body))
+		if f.size < 0 || f.size > maxObjectSize+initialCredit {
+			return f, fmt.Errorf("%w: credit %d", errFrame, f.size)
+		}
 	case fEnd:
 		if len(body) != 0 {
 			return f, fmt.Errorf("%w: long end", errFrame)

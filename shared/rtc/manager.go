@@ -219,7 +219,7 @@ func (m *Manager) Send(to ids.PeerID, frame []byte) error {
 func (m *Manager) Cancel(from ids.PeerID, qid uint64) {
 	m.mu.Lock()
 	c := m.conns[from]
-	if c == nil || c.state != stateOpen {
+	if c == nil || c.state == stateClosed {
 		m.mu.Unlock()
 		return
 	}

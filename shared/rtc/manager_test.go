@@ -358,3 +358,85 @@ func TestRemoteClose(t *testing.T) {
 type neverEnds struct{}
 
 func (neverEnds) Read(p []byte) (int, error) { return len(p), nil }
+
+// TestRefusedWhenFull: a callee whose budget is full of busy connections
+// answers an offer with a bye; the caller fails at once.
+func TestRefusedWhenFull(t *testing.T) {
+	noLeaks(t)
+	n := newTestNet(t, 0)
+	cfg := testConfig()
+	cfg.MaxConns = 1
+	b, rb := n.add(pid(2), cfg)
+	a, ra := n.add(pid(1), testConfig())
+	_, rc := n.add(pid(3), testConfig())
+	stop := make(chan struct{})
+	rc.setObject(func(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
+		s := newMemSink(from, qid, meta, size)
+		s.onWrite = func(int) error { <-stop; return errors.New("stopped") }
+		return s, nil
+	})
+	sent := make(chan error, 1)
+	go func() { sent <- b.SendObject(context.Background(), pid(3), 1, nil, 1<<20, neverEnds{}) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b.mu.Lock()
+		c := b.conns[pid(3)]
+		busy := c != nil && len(c.outs) > 0
+		b.mu.Unlock()
+		if busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("transfer did not start")
+		}
+	}
+	start := time.Now()
+	if err := a.Send(pid(2), []byte("knock")); err != nil {
+		t.Fatal(err)
+	}
+	d := recvDown(t, ra, 2*time.Second)
+	wantErr(t, d.err, ErrRefused)
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("refusal took %v", el)
+	}
+	close(stop)
+	<-sent
+	select {
+	case m := <-rb.msgs:
+		t.Fatalf("b got %q", m.data)
+	default:
+	}
+}
+
+// TestPeerRestart: a peer that comes back with a new manager (same id)
+// replaces the old connection.
+func TestPeerRestart(t *testing.T) {
+	noLeaks(t)
+	n := newTestNet(t, 0)
+	a, ra := n.add(pid(1), testConfig())
+	b, rb := n.add(pid(2), testConfig())
+	if err := a.Send(pid(2), []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	recvMsg(t, rb)
+	// b restarts: its old manager disappears without a word.
+	_ = b.Close()
+	b2, rb2 := n.add(pid(2), testConfig())
+	if err := b2.Send(pid(1), []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvMsg(t, ra); string(m.data) != "back" {
+		t.Fatalf("got %q", m.data)
+	}
+	if err := a.Send(pid(2), []byte("welcome")); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvMsg(t, rb2); string(m.data) != "welcome" {
+		t.Fatalf("got %q", m.data)
+	}
+	// The old connection was reported down (closed by the peer, or
+	// replaced by the new session, whichever a saw first).
+	d := recvDown(t, ra, 10*time.Second)
+	if d.peer != pid(2) || !(errors.Is(d.err, ErrReplaced) || errors.Is(d.err, ErrConnLost)) {
+		t.Fatalf("Down %s %v", d.peer.Short(), d.err)
+	}
+}

@@ -40,10 +40,14 @@ func NewMemSignals(delay time.Duration) *MemSignals {
 // For returns the Signaller a manager with id self uses.
 func (s *MemSignals) For(self ids.PeerID) Signaller { return memSignaller{s: s, self: self} }
 
-// Attach delivers payloads for id to m.
+// Attach delivers payloads for id to m (replacing an earlier manager of id,
+// as when a peer restarts).
 func (s *MemSignals) Attach(id ids.PeerID, m *Manager) {
 	p := &memPeer{m: m, in: make(chan memMsg, 1024), done: make(chan struct{})}
 	s.mu.Lock()
+	if old := s.peers[id]; old != nil {
+		close(old.done)
+	}
 	s.peers[id] = p
 	s.mu.Unlock()
 	s.wg.Add(1)

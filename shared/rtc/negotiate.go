@@ -8,8 +8,18 @@ import (
 	"github.com/flowercdn/flower/shared/ids"
 )
 
-// sendSignal encodes and relays one payload for c; a relay error fails c.
+// sendSignal encodes and relays one payload for c, unless c is closed; a
+// relay error fails c. sigMu makes it atomic with respect to the closed
+// check: see signalBarrier.
 func (c *conn) sendSignal(s signal) {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	c.m.mu.Lock()
+	closed := c.state == stateClosed
+	c.m.mu.Unlock()
+	if closed {
+		return
+	}
 	s.session = c.sess
 	b, err := s.encode()
 	if err == nil && len(b) > MaxSignalSize {
@@ -189,6 +199,13 @@ func (m *Manager) onOffer(from ids.PeerID, s signal) {
 	m.mu.Unlock()
 	for _, f := range runs {
 		f()
+	}
+	if old != nil {
+		// A payload of the old attempt being relayed right now goes out
+		// before our answer, so the peer sees it while still connecting
+		// (and ignores it) rather than after, as a new session.
+		old.sigMu.Lock()
+		old.sigMu.Unlock() //nolint:staticcheck // a barrier
 	}
 	go c.accept(s.sdp)
 }

@@ -12,11 +12,6 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// jsMaxQueued bounds what the browser delivered and Go has not read yet; the
-// browser's data channel has no receive back-pressure, so a peer that sends
-// far beyond our flow control is cut off.
-const jsMaxQueued = 16 << 20
-
 // newAPI: in the browser the SettingEngine has nothing to tune that we use;
 // the browser's own SCTP stack decides windows and timers.
 func newAPI(cfg *Config, log *slog.Logger, n *counters) (*webrtc.API, platform, error) {
@@ -33,14 +28,17 @@ type jsReader struct {
 	q      [][]byte
 	queued int
 	err    error
+	limit  int // bytes queued at most: beyond, the peer ignored our credit
 	closed bool
 	wake   chan struct{}
 }
 
 // newReader installs the handler at once, before the channel opens, so no
-// message is dispatched without it.
-func newReader(dc *webrtc.DataChannel) msgReader {
-	r := &jsReader{dc: dc.JSValue(), wake: make(chan struct{}, 1)}
+// message is dispatched without it. The browser's data channel has no
+// receive back-pressure: the transfer credit bounds what a well-behaved peer
+// sends, and a peer that sends more than limit unread bytes is cut off.
+func newReader(dc *webrtc.DataChannel, limit int) msgReader {
+	r := &jsReader{dc: dc.JSValue(), wake: make(chan struct{}, 1), limit: limit}
 	r.dc.Set("binaryType", "arraybuffer")
 	r.fn = js.FuncOf(func(this js.Value, args []js.Value) any {
 		data := args[0].Get("data")
@@ -63,7 +61,7 @@ func (r *jsReader) start() error { return nil }
 func (r *jsReader) push(b []byte) {
 	r.mu.Lock()
 	if r.err == nil {
-		if r.queued+len(b) > jsMaxQueued {
+		if r.queued+len(b) > r.limit {
 			r.err = errors.New("rtc: receive queue overflow")
 		} else {
 			r.q = append(r.q, b)

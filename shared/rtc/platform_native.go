@@ -65,15 +65,15 @@ func newAPI(cfg *Config, log *slog.Logger, n *counters) (*webrtc.API, platform, 
 }
 
 // windowFor sizes the SCTP receive window so that a full window of
-// datagrams fits in the socket buffer: on Linux a 1.2 kB datagram costs
-// about 2.3 kB of buffer (skb truesize), and the reported buffer counts that
-// overhead, so a quarter of it leaves a margin for SACKs and bursts.
+// datagrams fits in the socket buffer: on Linux a 1.2 kB datagram costs 2.3
+// to 4.4 kB of the buffer (skb truesize), which the reported size is compared
+// against, so a quarter of it keeps a window of datagrams within it.
 func windowFor(granted int) uint32 {
 	if granted <= 0 {
 		return defaultSCTPWindow
 	}
 	w := uint32(min(granted/4, defaultSCTPWindow))
-	return max(w, 64<<10)
+	return max(w, 32<<10)
 }
 
 // bufNet is pion's standard network with bigger UDP socket buffers.
@@ -116,7 +116,9 @@ type nativeReader struct {
 	closed bool
 }
 
-func newReader(dc *webrtc.DataChannel) msgReader { return &nativeReader{dc: dc} }
+// newReader: pion's SCTP window bounds what is buffered natively; limit is
+// for the browser.
+func newReader(dc *webrtc.DataChannel, limit int) msgReader { return &nativeReader{dc: dc} }
 
 func (r *nativeReader) start() error {
 	rw, err := r.dc.Detach()

@@ -99,9 +99,12 @@ type Config struct {
 	// buffered (default 4 MiB), so a peer that stops reading cannot make us
 	// grow memory without bound.
 	MaxCtlBuffered uint64
-	// MaxIncoming bounds the concurrent incoming transfers per peer (default
-	// 8); a peer that starts more is disconnected.
-	MaxIncoming int
+	// ReceiveWindow is how many body bytes of one incoming transfer may be
+	// in flight beyond what its Sink took (default 1 MiB): the receiver
+	// grants credit as the Sink consumes, so a slow Sink slows the sender
+	// instead of filling memory (the browser's data channel has no receive
+	// back-pressure of its own).
+	ReceiveWindow int64
 	// Native holds tuning that applies only outside the browser.
 	Native Native
 	// Logger receives the manager's logs (default: discarded).
@@ -160,8 +163,8 @@ func (c *Config) fill() error {
 	if c.MaxCtlBuffered == 0 {
 		c.MaxCtlBuffered = 4 << 20
 	}
-	if c.MaxIncoming <= 0 {
-		c.MaxIncoming = 8
+	if c.ReceiveWindow < initialCredit {
+		c.ReceiveWindow = 1 << 20
 	}
 	if c.Native.SocketBuffer == 0 {
 		c.Native.SocketBuffer = 8 << 20

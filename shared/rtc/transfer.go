@@ -15,6 +15,8 @@ type outXfer struct {
 	cancel    chan struct{} // closed when the receiver cancels
 	cancelled bool
 	reason    uint8
+	allowed   int64         // body bytes the receiver allows (m.mu)
+	credit    chan struct{} // closed and replaced when allowed grows (m.mu)
 }
 
 // inXfer is an object this peer is receiving. After it ends early (cancel,
@@ -25,6 +27,8 @@ type inXfer struct {
 	sink     Sink
 	size     int64
 	got      int64
+	taken    int64     // bytes the Sink took
+	allowed  int64     // credit granted to the sender
 	last     time.Time // last progress
 	writing  bool      // the reader is inside sink.Write
 	closeErr error     // close requested while writing
@@ -65,6 +69,14 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 	if err != nil {
 		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), err)
 	}
+	select { // a transfer slot: the receiver allows MaxTransfers at once
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), ctx.Err())
+	case <-c.done:
+		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), c.err)
+	}
 	m.mu.Lock()
 	if c.state != stateOpen {
 		m.mu.Unlock()
@@ -74,7 +86,7 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 		m.mu.Unlock()
 		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), ErrBusy)
 	}
-	t := &outXfer{cancel: make(chan struct{})}
+	t := &outXfer{cancel: make(chan struct{}), allowed: initialCredit, credit: make(chan struct{})}
 	c.outs[qid] = t
 	c.lastUsed = time.Now()
 	obj := c.obj
@@ -104,17 +116,22 @@ type sender struct {
 	send     func([]byte) error
 	buffered func() uint64
 	timer    *time.Timer
+	started  bool // fStart went out: an abort must follow any failure
 }
 
 func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk int) error {
 	if err := s.write(appendStart(nil, qid, size, meta)); err != nil {
 		return s.abort(qid, err)
 	}
+	s.started = true
 	buf := make([]byte, chunkHeaderSize+chunk)
 	for left := size; left > 0; {
 		n := int(min(int64(chunk), left))
 		if _, err := io.ReadFull(body, buf[chunkHeaderSize:chunkHeaderSize+n]); err != nil {
 			return s.abort(qid, fmt.Errorf("%w: %d of %d bytes read: %v", ErrShortBody, size-left, size, err))
+		}
+		if err := s.waitCredit(size - left + int64(n)); err != nil {
+			return s.abort(qid, err)
 		}
 		putChunkHeader(buf, qid)
 		if err := s.write(buf[:chunkHeaderSize+n]); err != nil {
@@ -126,6 +143,28 @@ func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk 
 		return s.abort(qid, err)
 	}
 	return nil
+}
+
+// waitCredit waits until the receiver allows `upto` body bytes.
+func (s *sender) waitCredit(upto int64) error {
+	m := s.c.m
+	for {
+		m.mu.Lock()
+		ok, ch := upto <= s.t.allowed, s.t.credit
+		m.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return s.ctx.Err()
+		case <-s.t.cancel:
+			return fmt.Errorf("%w by the receiver (reason %d)", ErrCancelled, s.t.reason)
+		case <-s.c.done:
+			return s.c.err
+		}
+	}
 }
 
 // write waits until the channel is below the high-water mark, then sends b.
@@ -179,6 +218,9 @@ func (s *sender) abort(qid uint64, err error) error {
 	select {
 	case <-s.c.done:
 	default:
+		if !s.started {
+			break
+		}
 		// The abort is not flow-controlled: it is 10 bytes and must follow
 		// the chunks already queued.
 		if e := s.send(appendReason(nil, fAbort, qid, reason)); e == nil {
@@ -279,16 +321,24 @@ func (c *conn) handle(f frame) error {
 		}
 		m.mu.Unlock()
 		return nil
+	case fCredit:
+		if t := c.outs[f.qid]; t != nil && f.size > t.allowed {
+			t.allowed = f.size
+			close(t.credit)
+			t.credit = make(chan struct{})
+		}
+		m.mu.Unlock()
+		return nil
 	case fStart:
 		if c.ins[f.qid] != nil {
 			m.mu.Unlock()
 			return fmt.Errorf("transfer %d started twice", f.qid)
 		}
-		if len(c.ins) >= m.cfg.MaxIncoming {
+		if len(c.ins) >= MaxTransfers {
 			m.mu.Unlock()
-			return fmt.Errorf("more than %d concurrent transfers", m.cfg.MaxIncoming)
+			return fmt.Errorf("more than %d concurrent transfers", MaxTransfers)
 		}
-		t := &inXfer{size: f.size, last: now, writing: true}
+		t := &inXfer{size: f.size, last: now, writing: true, allowed: initialCredit}
 		c.ins[f.qid] = t
 		m.mu.Unlock()
 		sink, err := m.h.Object(c.peer, f.qid, f.meta, f.size)
@@ -324,6 +374,10 @@ func (c *conn) handle(f frame) error {
 			m.mu.Unlock()
 			return fmt.Errorf("transfer %d: more than the %d bytes announced", f.qid, t.size)
 		}
+		if t.got+int64(len(f.data)) > t.allowed {
+			m.mu.Unlock()
+			return fmt.Errorf("transfer %d: %d bytes beyond the credit of %d", f.qid, t.got+int64(len(f.data))-t.allowed, t.allowed)
+		}
 		t.got += int64(len(f.data))
 		t.last = now
 		if t.done {
@@ -335,6 +389,15 @@ func (c *conn) handle(f frame) error {
 		werr := t.sink.Write(f.data)
 		m.mu.Lock()
 		t.writing = false
+		var grant int64
+		if werr == nil && t.closeErr == nil {
+			t.taken += int64(len(f.data))
+			// Grant in steps of a quarter window, never past the size.
+			w := m.cfg.ReceiveWindow
+			if next := min(t.taken+w, t.size); next-t.allowed >= w/4 || (next == t.size && next > t.allowed) {
+				t.allowed, grant = next, next
+			}
+		}
 		var run func()
 		switch {
 		case t.closeErr != nil:
@@ -348,6 +411,11 @@ func (c *conn) handle(f frame) error {
 		}
 		if werr != nil {
 			_ = c.writeCtl(appendReason(nil, fCancel, f.qid, reasonSinkError))
+		}
+		if grant > 0 {
+			if err := c.writeCtl(appendCredit(nil, f.qid, grant)); err != nil {
+				m.log.Debug("credit", "peer", c.peer.Short(), "err", err)
+			}
 		}
 		return nil
 	case fEnd, fAbort:

@@ -283,3 +283,67 @@ func TestMalformedDisconnectsOnlyOffender(t *testing.T) {
 }
 
 var _ io.Reader = neverEnds{}
+
+// TestCredit: while the Sink takes nothing, the sender stops at the initial
+// credit, whatever the channel could buffer.
+func TestCredit(t *testing.T) {
+	noLeaks(t)
+	_, a, _, _, rb := connected(t, testConfig())
+	release := make(chan struct{})
+	rb.setObject(func(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
+		s := newMemSink(from, qid, meta, size)
+		s.onWrite = func(int) error { <-release; return nil }
+		rb.objs <- s
+		return s, nil
+	})
+	before := a.Stats().BytesSent
+	body := pattern(4 << 20)
+	done := make(chan error, 1)
+	go func() {
+		done <- a.SendObject(context.Background(), pid(2), 3, nil, int64(len(body)), bytes.NewReader(body))
+	}()
+	s := recvObj(t, rb)
+	time.Sleep(300 * time.Millisecond)
+	sent := a.Stats().BytesSent - before
+	if limit := uint64(initialCredit + 8*chunkHeaderSize + startFixedSize); sent > limit {
+		t.Fatalf("sent %d bytes without credit (limit %d)", sent, limit)
+	}
+	close(release)
+	if err := sinkClosed(t, s, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.buf.Bytes(), body) {
+		t.Fatal("body differs")
+	}
+}
+
+// TestManyConcurrentTransfers: more SendObject calls than MaxTransfers to one
+// peer wait for a slot instead of tripping the receiver's limit.
+func TestManyConcurrentTransfers(t *testing.T) {
+	noLeaks(t)
+	_, a, _, b, rb := connected(t, testConfig())
+	const k = MaxTransfers + 5
+	errs := make(chan error, k)
+	for q := range uint64(k) {
+		go func() {
+			body := pattern(200<<10 + int(q))
+			errs <- a.SendObject(context.Background(), pid(2), q, nil, int64(len(body)), bytes.NewReader(body))
+		}()
+	}
+	for range k {
+		if err := sinkClosed(t, recvObj(t, rb), 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range k {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.Stats(); st.ProtocolErrors != 0 || st.TransfersRecv != k {
+		t.Fatalf("stats %+v", st)
+	}
+}
