@@ -62,6 +62,7 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 	case *newConns < 1 || *newConns > 50:
 		return fmt.Errorf("bench-transfer: --new-conns %d: want 1 to 50", *newConns)
 	}
+	tunePeerGC()
 	res, err := benchTransfer(ctx, size, *runs, *newConns)
 	if err != nil {
 		return fmt.Errorf("bench-transfer: %w", err)
@@ -110,7 +111,7 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 		rc := rtc.Config{}
 		rc.Native.IncludeLoopback = true
 		ccfg := core.DefaultConfig()
-		ccfg.CacheBytes = 0 // unbounded: every run's object stays
+		ccfg.CacheBytes = 4 * size // objects come and go: the heap stays small
 		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 		defer scancel()
 		return peer.Start(sctx, peer.Config{
@@ -123,10 +124,14 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 		return nil, err
 	}
 	defer seeder.Close()
-	for i := range 1 + runs + newConns {
+	seed := func(i int) error {
 		if _, err := seeder.Get(ctx, org.objURL(i)); err != nil {
-			return nil, fmt.Errorf("seeder: %w", err)
+			return fmt.Errorf("seeder: %w", err)
 		}
+		return nil
+	}
+	if err := seed(0); err != nil {
+		return nil, err
 	}
 	client, err := start()
 	if err != nil {
@@ -140,6 +145,9 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 	res := &benchResult{Size: size}
 	var ttfb []float64
 	for i := range runs {
+		if err := seed(1 + i); err != nil {
+			return nil, err
+		}
 		begin := time.Now()
 		r, err := client.Get(ctx, org.objURL(1+i))
 		if err != nil {
@@ -153,6 +161,9 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 	}
 	var ttfbNew []float64
 	for i := range newConns {
+		if err := seed(1 + runs + i); err != nil {
+			return nil, err
+		}
 		p, err := start()
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -126,6 +127,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
+	tunePeerGC()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	p, err := peer.Start(sctx, cfg)
 	cancel()
@@ -195,6 +197,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
+	tunePeerGC()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	p, err := peer.Start(ctx, cfg)
@@ -241,3 +244,17 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// tunePeerGC: pion allocates about 13 bytes per byte a data channel moves,
+// so a peer spends a large share of a transfer's CPU in the garbage
+// collector (docs/transport.md). Collecting less often costs memory the
+// peer's small live heap can spare; a soft limit bounds it. GOGC and
+// GOMEMLIMIT override.
+func tunePeerGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(768 << 20)
+	}
+}
