@@ -220,7 +220,7 @@ func (c *conn) newPC() (*webrtc.PeerConnection, error) {
 		})
 		return pc, nil
 	}
-	for i, label := range channelLabels {
+	for i, label := range [2]string{ctlChannelID: ctlLabel, objChannelID: objLabel} {
 		dc, err := pc.CreateDataChannel(label, nil)
 		if err != nil {
 			return nil, fmt.Errorf("data channel %s: %w", label, err)
@@ -230,13 +230,17 @@ func (c *conn) newPC() (*webrtc.PeerConnection, error) {
 	return pc, nil
 }
 
-var channelLabels = [2]string{ctlChannelID: "ctl", objChannelID: "obj"}
+const (
+	ctlLabel = "ctl"
+	objLabel = "obj"
+)
 
 func channelIndex(label string) int {
-	for i, l := range channelLabels {
-		if l == label {
-			return i
-		}
+	switch label {
+	case ctlLabel:
+		return ctlChannelID
+	case objLabel:
+		return objChannelID
 	}
 	return -1
 }
