@@ -43,6 +43,12 @@ func startBootstrap(t *testing.T, localities int, origins ...string) string {
 // startPeer starts a peer of the origin in locality loc.
 func startPeer(t *testing.T, boot string, o *peertest.Origin, newNet peer.NewNet, loc int, store peer.Store, key ed25519.PrivateKey) *peer.Peer {
 	t.Helper()
+	return startPeerWith(t, boot, o, newNet, loc, store, key, nil)
+}
+
+// startPeerWith is startPeer with a last say on the configuration.
+func startPeerWith(t *testing.T, boot string, o *peertest.Origin, newNet peer.NewNet, loc int, store peer.Store, key ed25519.PrivateKey, tune func(*peer.Config)) *peer.Peer {
+	t.Helper()
 	if key == nil {
 		_, key, _ = ed25519.GenerateKey(rand.Reader)
 	}
@@ -58,10 +64,14 @@ func startPeer(t *testing.T, boot string, o *peertest.Origin, newNet peer.NewNet
 	cfg.JoinJitter = 10 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := peer.Start(ctx, peer.Config{
+	pcfg := peer.Config{
 		Bootstrap: boot, Sites: []string{o.URL}, Store: store, Key: key, Net: newNet,
 		Core: cfg, Locality: loc, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if tune != nil {
+		tune(&pcfg)
+	}
+	p, err := peer.Start(ctx, pcfg)
 	if err != nil {
 		t.Fatalf("start peer: %v", err)
 	}

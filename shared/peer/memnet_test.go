@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/peer"
@@ -13,15 +14,16 @@ import (
 
 // memHub is an in-memory network between peers in one test process: the
 // unit tests' stand-in for WebRTC (tests/p2p runs the real transport). It
-// can corrupt the bodies one peer sends.
+// can corrupt the bodies one peer sends, or slow them down.
 type memHub struct {
 	mu      sync.Mutex
 	nets    map[ids.PeerID]*memNet
 	corrupt map[ids.PeerID]bool
+	slow    map[ids.PeerID]time.Duration // a pause before each chunk the peer sends
 }
 
 func newHub() *memHub {
-	return &memHub{nets: make(map[ids.PeerID]*memNet), corrupt: make(map[ids.PeerID]bool)}
+	return &memHub{nets: make(map[ids.PeerID]*memNet), corrupt: make(map[ids.PeerID]bool), slow: make(map[ids.PeerID]time.Duration)}
 }
 
 func (h *memHub) factory() peer.NewNet {
@@ -80,8 +82,10 @@ func (n *memNet) SendObject(ctx context.Context, to ids.PeerID, qid uint64, meta
 		b = bytes.Clone(b)
 		b[0] ^= 0xff
 	}
+	pause := n.hub.slow[n.self]
 	n.hub.mu.Unlock()
 	for len(b) > 0 {
+		time.Sleep(pause)
 		c := bytes.Clone(b[:min(len(b), 64<<10)])
 		b = b[len(c):]
 		err := sink.Write(c)

@@ -28,7 +28,9 @@ type site struct {
 }
 
 // manifestRefresh is how long a manifest is trusted to list every object:
-// a URL it lacks is looked up again after this long.
+// a URL it lacks, or whose statement does not verify the origin's body (the
+// site redeployed, or the statement expired), is looked up again after this
+// long.
 const manifestRefresh = 30 * time.Second
 
 // loadSite reads the site's well-known document from its origin.
@@ -114,10 +116,7 @@ func (p *Peer) originGet(ctx context.Context, s *site, rawURL string) (*originRe
 		p.log.Debug("not shared", "url", rawURL, "why", why)
 		return r, nil
 	}
-	signed, raw, err := p.statementFor(ctx, s, rawURL, resp.Header)
-	if err == nil {
-		err = security.Verify(s.key, signed, rawURL, r.body, time.Now())
-	}
+	signed, raw, err := p.statementFor(ctx, s, rawURL, resp.Header, r.body)
 	if err != nil {
 		p.stats.unsignedResponses.Add(1)
 		p.log.Info("origin response not shared: no valid statement", "url", rawURL, "err", err)
@@ -137,36 +136,55 @@ func (s *site) admit(rawURL string, reqH, respH http.Header, status int) (bool, 
 	return security.Shareable(http.MethodGet, reqH, respH, status)
 }
 
-// statementFor finds the site's statement for rawURL: the response's
-// Flower-Statement header (a dynamic origin), else the site's manifest.
-func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.Header) (security.Signed, []byte, error) {
+// statementFor finds the site's statement for rawURL and verifies it
+// against body: the response's Flower-Statement header (a dynamic origin),
+// else the site's manifest.
+func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.Header, body []byte) (security.Signed, []byte, error) {
 	if v := h.Get(security.StatementHeader); v != "" {
 		signed, err := security.DecodeStatementHeader(v)
 		if err != nil {
 			return security.Signed{}, nil, err
 		}
+		if err := security.Verify(s.key, signed, rawURL, body, time.Now()); err != nil {
+			return security.Signed{}, nil, err
+		}
 		raw, err := signed.Encode()
 		return signed, raw, err
 	}
-	m, err := s.lookupManifest(ctx, p, rawURL)
+	var signed security.Signed
+	var err error
+	for stale := false; ; stale = true {
+		var m *security.Manifest
+		if m, err = s.lookupManifest(ctx, p, rawURL, stale); err != nil {
+			return security.Signed{}, nil, err
+		}
+		var ok bool
+		if signed, ok = m.Lookup(rawURL); !ok {
+			return security.Signed{}, nil, fmt.Errorf("%s is not in the site's manifest", rawURL)
+		}
+		err = security.Verify(s.key, signed, rawURL, body, time.Now())
+		if err == nil || stale {
+			break
+		}
+		// The site changed the object, or its statement expired, since
+		// the manifest was read: read the current one (at most every
+		// manifestRefresh).
+	}
 	if err != nil {
 		return security.Signed{}, nil, err
-	}
-	signed, ok := m.Lookup(rawURL)
-	if !ok {
-		return security.Signed{}, nil, fmt.Errorf("%s is not in the site's manifest", rawURL)
 	}
 	raw, err := signed.Encode()
 	return signed, raw, err
 }
 
-// lookupManifest returns the site's manifest, fetched again when it lacks
-// rawURL and is older than manifestRefresh.
-func (s *site) lookupManifest(ctx context.Context, p *Peer, rawURL string) (*security.Manifest, error) {
+// lookupManifest returns the site's manifest, fetched again when it is
+// older than manifestRefresh and lacks rawURL or, stale set, holds an
+// unusable statement for it.
+func (s *site) lookupManifest(ctx context.Context, p *Peer, rawURL string, stale bool) (*security.Manifest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.manifest != nil {
-		if _, ok := s.manifest.Lookup(rawURL); ok || time.Since(s.manifestAt) < manifestRefresh {
+		if _, ok := s.manifest.Lookup(rawURL); (ok && !stale) || time.Since(s.manifestAt) < manifestRefresh {
 			return s.manifest, nil
 		}
 	}
@@ -229,7 +247,7 @@ func (p *Peer) Prefetch(ctx context.Context, origin string, limit int64) (int, e
 	s.mu.Lock()
 	s.manifest = nil // always read the current one
 	s.mu.Unlock()
-	m, err := s.lookupManifest(ctx, p, origin+"/")
+	m, err := s.lookupManifest(ctx, p, origin+"/", false)
 	if err != nil {
 		return 0, fmt.Errorf("peer: prefetch %s: %w", origin, err)
 	}
@@ -272,7 +290,7 @@ func (p *Peer) Join(ctx context.Context, origin string) error {
 	if r := p.Role(origin); r == core.RoleContent || r == core.RoleDirectory {
 		return nil
 	}
-	m, err := s.lookupManifest(ctx, p, origin+"/")
+	m, err := s.lookupManifest(ctx, p, origin+"/", false)
 	if err != nil {
 		return fmt.Errorf("peer: join %s: %w", origin, err)
 	}

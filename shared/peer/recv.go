@@ -139,12 +139,23 @@ func (s *recvSink) close(err error) {
 	var digest [sha256.Size]byte
 	s.hash.Sum(digest[:0])
 	if err := security.VerifyDigest(s.q.site.key, s.signed, s.q.url, digest, len(s.buf), time.Now()); err != nil {
-		p.stats.verifyFailures.Add(1)
-		p.log.Warn("bad object from peer", "peer", s.from.Short(), "url", s.q.url, "err", err)
 		s.buf = nil // dropped: nothing of it is stored or used
+		why := core.FailBadObject
+		if errors.Is(err, security.ErrExpired) {
+			// Signature, URL and digest hold (VerifyDigest checks the
+			// expiry last) and the statement was valid when the transfer
+			// started: it expired on the way, which is no fault of the
+			// sender's, so the query moves on without avoiding it.
+			why = core.FailTransfer
+			p.stats.transferFailures.Add(1)
+			p.log.Debug("object expired during its transfer", "peer", s.from.Short(), "url", s.q.url)
+		} else {
+			p.stats.verifyFailures.Add(1)
+			p.log.Warn("bad object from peer", "peer", s.from.Short(), "url", s.q.url, "err", err)
+		}
 		p.input(func(now time.Duration) {
 			s.q.receiving = false
-			p.drv.DeliveryFailed(now, s.qid, s.from, core.FailBadObject)
+			p.drv.DeliveryFailed(now, s.qid, s.from, why)
 		})
 		return
 	}

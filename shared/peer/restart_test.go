@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/peer/peertest"
 )
@@ -54,5 +55,44 @@ func TestRestartRejoinsFromStoredView(t *testing.T) {
 	}
 	if n := p2.Stats().EntryRequests; n != 0 {
 		t.Fatalf("the restarted peer asked the bootstrap service for entry points %d times", n)
+	}
+}
+
+// TestRestartSmallerQuota: a peer restarted with a smaller quota keeps
+// only what fits, and the store follows: the bodies the restored node no
+// longer holds are deleted, not left on disk outside the quota.
+func TestRestartSmallerQuota(t *testing.T) {
+	o := peertest.NewOrigin(t, map[string]int{"/static/a.bin": 30 << 10, "/static/b.bin": 30 << 10, "/static/c.bin": 30 << 10})
+	boot := startBootstrap(t, 1, o.URL)
+	hub := newHub()
+	dir := t.TempDir()
+	store, err := peer.OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	p := startPeer(t, boot, o, hub.factory(), 0, store, key)
+	for _, path := range []string{"/static/a.bin", "/static/b.bin", "/static/c.bin"} {
+		get(t, p, o.URL+path)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := store.List(); len(l) != 3 {
+		t.Fatalf("%d objects stored before the restart, want 3", len(l))
+	}
+
+	if store, err = peer.OpenDiskStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	p = startPeerWith(t, boot, o, hub.factory(), 0, store, key, func(c *peer.Config) { c.Core.CacheBytes = 40 << 10 })
+	var held int
+	p.Node(func(n *core.Node) { held = n.CacheLen(ids.SiteOf(o.URL)) })
+	l, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held != 1 || len(l) != held {
+		t.Fatalf("after the restart with a 40 KiB quota: the node holds %d objects, the store %d", held, len(l))
 	}
 }

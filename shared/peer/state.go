@@ -122,9 +122,21 @@ func (p *Peer) startNode(cfg core.Config) error {
 	for _, e := range stored {
 		have[objKey{e.Site, ids.ObjectOf(e.URL)}] = true
 	}
+	var node *core.Node
+	restored := len(st.Sites) > 0
+	if restored {
+		node, err = core.Restore(cfg, p.id, p.loc, rnd, st)
+	} else {
+		node, err = core.New(cfg, p.id, p.loc, rnd)
+	}
+	if err != nil {
+		return fmt.Errorf("peer: %w", err)
+	}
+	// What the restored node holds, not what the state listed: Restore
+	// drops what no longer fits the quota, without an Evict.
 	listed := make(map[objKey]bool)
 	var lost []objKey
-	for _, ss := range st.Sites {
+	for _, ss := range node.Snapshot().Sites {
 		for _, o := range ss.Objects {
 			k := objKey{ss.Site, o.Obj}
 			listed[k] = true
@@ -139,16 +151,6 @@ func (p *Peer) startNode(cfg core.Config) error {
 				return fmt.Errorf("peer: %w", err)
 			}
 		}
-	}
-	var node *core.Node
-	restored := len(st.Sites) > 0
-	if restored {
-		node, err = core.Restore(cfg, p.id, p.loc, rnd, st)
-	} else {
-		node, err = core.New(cfg, p.id, p.loc, rnd)
-	}
-	if err != nil {
-		return fmt.Errorf("peer: %w", err)
 	}
 	drv, err := host.New(node, host.Env{
 		Transport: envTransport{p}, Origin: envOrigin{p}, Objects: envObjects{p},
