@@ -122,7 +122,7 @@ func (c *conn) failLocked(err error, down bool) func() {
 		go func() {
 			defer m.wg.Done()
 			if pc != nil {
-				if e := pc.Close(); e != nil {
+				if e := closePC(pc); e != nil {
 					m.log.Debug("closing peer connection", "peer", c.peer.Short(), "err", e)
 				}
 			}

@@ -128,3 +128,6 @@ func (r *jsReader) Close() error {
 	}
 	return nil
 }
+
+// closePC closes a peer connection: the browser's close is synchronous.
+func closePC(pc *webrtc.PeerConnection) error { return pc.Close() }

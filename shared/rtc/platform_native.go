@@ -200,7 +200,12 @@ func (l pionLog) Debugf(format string, args ...any) {
 }
 func (l pionLog) Info(msg string)                   { l.log.Debug(msg) }
 func (l pionLog) Infof(format string, args ...any)  { l.Debugf(format, args...) }
-func (l pionLog) Warn(msg string)                   { l.log.Warn(msg) }
-func (l pionLog) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (l pionLog) Warn(msg string)                   { l.log.Info(msg) }
+func (l pionLog) Warnf(format string, args ...any)  { l.log.Info(fmt.Sprintf(format, args...)) }
 func (l pionLog) Error(msg string)                  { l.log.Error(msg) }
 func (l pionLog) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+
+// closePC closes a peer connection and waits for pion's goroutines (its
+// ICE agent, DTLS and SCTP loops), so that Manager.Close returns with
+// nothing of the connection still running.
+func closePC(pc *webrtc.PeerConnection) error { return pc.GracefulClose() }
