@@ -30,7 +30,7 @@ type peerFlags struct {
 	stun                          string
 }
 
-func (f *peerFlags) register(fs *flag.FlagSet, cacheRequired bool) {
+func (f *peerFlags) register(fs *flag.FlagSet, cacheRequired bool, logLevel string) {
 	fs.StringVar(&f.bootstrap, "bootstrap", "", "bootstrap service `URL` (http(s)://host:port or ws(s)://host:port/v1/ws)")
 	help := "`directory` of the peer's identity, cache and state"
 	if !cacheRequired {
@@ -41,7 +41,7 @@ func (f *peerFlags) register(fs *flag.FlagSet, cacheRequired bool) {
 	fs.IntVar(&f.locality, "locality", -1, "the peer's locality (-1: time the bootstrap's landmarks)")
 	fs.BoolVar(&f.loopback, "webrtc-loopback", false, "gather 127.0.0.1 ICE candidates (peers on one machine with no other interface)")
 	fs.StringVar(&f.stun, "stun", "", "comma-separated STUN/TURN `URLs` for WebRTC (default none: host candidates)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logLevel, "log-level", logLevel, "log `level`: debug, info, warn, error")
 }
 
 // config builds a peer configuration for the sites.
@@ -88,7 +88,7 @@ func (f *peerFlags) config(sites []string, stderr io.Writer) (peer.Config, error
 // line.
 func siteOrigin(s string) (string, error) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return "", fmt.Errorf("site %q: want an http(s) origin such as https://example.org", s)
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
@@ -100,7 +100,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("flower peer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var pf peerFlags
-	pf.register(fs, true)
+	pf.register(fs, true, "info")
 	sitesFlag := fs.String("site", "", "comma-separated website `origins` to serve (https://example.org)")
 	prefetch := fs.Bool("prefetch", false, "cache every shareable object of the site's signed manifest within the quota")
 	if err := fs.Parse(args); err != nil {
@@ -138,7 +138,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *prefetch {
 			n, err := p.Prefetch(ctx, s, 0)
 			cfg.Logger.Info("prefetched", "site", s, "objects", n, "err", err)
-		} else if err := p.Join(ctx, s); err != nil {
+		}
+		// A peer whose objects were all in its store has asked nothing yet.
+		if err := p.Join(ctx, s); err != nil {
 			cfg.Logger.Warn("join", "site", s, "err", err)
 		}
 		cfg.Logger.Info("serving", "site", s, "role", p.Role(s).String(), "locality", p.Locality(), "id", p.ID().Short())
@@ -170,8 +172,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("flower get", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var pf peerFlags
-	pf.register(fs, false)
-	pf.logLevel = "warn"
+	pf.register(fs, false, "warn")
 	asJSON := fs.Bool("json", false, "print one JSON object describing the fetch instead of the body")
 	out := fs.String("o", "", "write the body to `file` (default stdout)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
@@ -193,6 +194,8 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
+	// Scheme and host are case-insensitive: ask as a browser would.
+	target = origin + target[len(origin):]
 	cfg, err := pf.config([]string{origin}, stderr)
 	if err != nil {
 		return fmt.Errorf("get: %w", err)

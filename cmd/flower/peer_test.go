@@ -21,6 +21,7 @@ func TestPeerGetBenchErrors(t *testing.T) {
 		{[]string{"get", "https://a.example/x", "https://a.example/y"}, "want exactly one URL"},
 		{[]string{"get", "a.example/x", "--bootstrap", "http://127.0.0.1:1"}, "want an http(s) origin"},
 		{[]string{"get", "https://a.example/x"}, "--bootstrap is required"},
+		{[]string{"get", "https://user@a.example/x", "--bootstrap", "http://127.0.0.1:1"}, "want an http(s) origin"},
 		{[]string{"get", "https://a.example/x", "--bootstrap", "http://127.0.0.1:1", "--log-level", "loud"}, "--log-level"},
 		{[]string{"bench-transfer", "--size", "0"}, "want 1 B to 1 GiB"},
 		{[]string{"bench-transfer", "--size", "2GiB"}, "want 1 B to 1 GiB"},

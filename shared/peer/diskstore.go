@@ -20,15 +20,31 @@ import (
 // .meta (JSON of the Entry), and state.json. Writes go to a temporary file
 // renamed into place, so a crash leaves either the old or the new file.
 type DiskStore struct {
-	dir string
+	dir  string
+	lock *os.File
 }
 
-// OpenDiskStore opens (creating if needed) a store in dir.
+// OpenDiskStore opens (creating if needed) a store in dir and locks it
+// (ErrDirInUse when another store holds it) until Close.
 func OpenDiskStore(dir string) (*DiskStore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
 		return nil, fmt.Errorf("disk store %s: %w", dir, err)
 	}
-	return &DiskStore{dir: dir}, nil
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("disk store: %w", err)
+	}
+	return &DiskStore{dir: dir, lock: lock}, nil
+}
+
+// Close releases the directory. A Peer closes its store when it stops.
+func (d *DiskStore) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := d.lock.Close()
+	d.lock = nil
+	return err
 }
 
 // Dir is the store's directory.

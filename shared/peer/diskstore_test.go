@@ -96,3 +96,22 @@ func TestLoadIdentity(t *testing.T) {
 		t.Fatal("junk identity accepted")
 	}
 }
+
+func TestDiskStoreLock(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDiskStore(dir); !errors.Is(err, ErrDirInUse) {
+		t.Fatalf("second store on one directory: %v, want ErrDirInUse", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := OpenDiskStore(dir)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	d2.Close()
+}

@@ -38,6 +38,12 @@ func (e envOrigin) Fetch(f core.Fetch) {
 }
 
 func (p *Peer) startFetch(qid uint64, q *pending) {
+	if q.probe {
+		// A join probe is never fetched: it fails at once, as no origin
+		// serves it.
+		p.goFunc(func() { p.input(func(now time.Duration) { p.drv.FetchDone(now, qid, false, core.Object{}) }) })
+		return
+	}
 	p.goFunc(func() { p.fetchForQuery(qid, q) })
 }
 
@@ -71,8 +77,8 @@ type envPersister struct{ p *Peer }
 
 // Persist hands the latest state to the saver (an unsaved older state is
 // replaced).
-func (e envPersister) Persist(core.State) {
-	b := e.p.encodeState()
+func (e envPersister) Persist(st core.State) {
+	b := e.p.encodeState(st)
 	for {
 		select {
 		case e.p.saveCh <- b:

@@ -2,20 +2,15 @@ package peer_test
 
 import (
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/flowercdn/flower/bootstrap/client"
-	"github.com/flowercdn/flower/shared/peer"
-
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/peer/peertest"
 	"github.com/flowercdn/flower/shared/security"
 )
@@ -77,13 +72,13 @@ func TestExpiryDuringTransfer(t *testing.T) {
 	hub := newHub()
 	p1 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	get(t, p1, o.URL+"/dyn/long.bin")
-	eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	waitDirectory(t, boot, o.URL, 0, p1)
+	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
 	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	if r := get(t, p2, o.URL+"/dyn/long.bin"); r.Source != core.SourcePeer || r.Peer != p1.ID() {
 		t.Fatalf("petal fetch: %s", describe(r))
 	}
-	eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	peertest.Eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
 
 	// p1 serves short.bin slowly: 4 chunks, a second each, and the
 	// statement has less than 3 s left when the transfer starts.
@@ -106,7 +101,7 @@ func TestExpiryDuringTransfer(t *testing.T) {
 	}
 	// p1 is not avoided: p2 still gets objects from it.
 	get(t, p1, o.URL+"/dyn/other.bin")
-	eventually(t, "p1 indexes other.bin", 5*time.Second, func() bool {
+	peertest.Eventually(t, "p1 indexes other.bin", 5*time.Second, func() bool {
 		var ok bool
 		p1.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/dyn/other.bin")) })
 		return ok
@@ -116,22 +111,88 @@ func TestExpiryDuringTransfer(t *testing.T) {
 	}
 }
 
-// waitDirectory waits until the bootstrap service lists p as a directory
-// of origin in locality loc.
-func waitDirectory(t *testing.T, boot, origin string, loc int, p *peer.Peer) {
-	t.Helper()
-	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", boot, url.QueryEscape(origin), loc)
-	eventually(t, "the bootstrap lists the directory", 5*time.Second, func() bool {
-		resp, err := http.Get(u)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return false
-		}
-		e, err := client.ParseEntriesJSON(b)
-		return err == nil && slices.ContainsFunc(e.Local, func(m ids.Member) bool { return m.ID == p.ID() })
-	})
+// TestExpiredNotServed: a peer does not serve an object whose statement
+// has expired (the core treats it as a miss and drops it even between its
+// sweeps), and the asker goes on to the origin without counting anything
+// against it.
+func TestExpiredNotServed(t *testing.T) {
+	o := shortLivedOrigin(t, 2*time.Second)
+	boot := startBootstrap(t, 1, o.URL)
+	hub := newHub()
+	// p1's core sweeps expired objects only every minute: what it does
+	// with one in between is up to the host.
+	p1 := startPeerWith(t, boot, o, hub.factory(), 0, nil, nil, func(c *peer.Config) { c.Core.KeepalivePeriod = time.Minute })
+	get(t, p1, o.URL+"/dyn/long.bin")
+	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
+	get(t, p2, o.URL+"/dyn/long.bin")
+	peertest.Eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+
+	short := o.URL + "/dyn/short.bin"
+	get(t, p1, short)
+	var held int
+	p1.Node(func(n *core.Node) { held = n.CacheLen(ids.SiteOf(o.URL)) })
+	// Wait out the statement (whole seconds) and then some.
+	time.Sleep(3 * time.Second)
+	if r := get(t, p2, short); r.Source != core.SourceOrigin {
+		t.Fatalf("expired object: %s", describe(r))
+	}
+	if s := p2.Stats(); s.VerifyFailures != 0 || s.TransferFailures != 0 {
+		t.Fatalf("p2 counted %d verification and %d transfer failures: the expired object was sent", s.VerifyFailures, s.TransferFailures)
+	}
+	var now int
+	p1.Node(func(n *core.Node) { now = n.CacheLen(ids.SiteOf(o.URL)) })
+	if now >= held {
+		t.Fatalf("p1 still caches %d objects (had %d): the expired one was not dropped", now, held)
+	}
+}
+
+// staleStore serves every object with a statement the site signed with an
+// expiry in the past: what an honest peer whose clock is behind sends.
+type staleStore struct {
+	peer.Store
+	o *peertest.Origin
+}
+
+func (s staleStore) Open(site ids.SiteID, obj ids.ObjectID) (peer.Entry, io.ReadCloser, error) {
+	e, r, err := s.Store.Open(site, obj)
+	if err != nil {
+		return e, r, err
+	}
+	st, err := e.Signed()
+	if err != nil {
+		return e, r, err
+	}
+	st.Expires = time.Now().Add(-time.Minute).Unix()
+	if e.Statement, err = security.Sign(s.o.Key, st.Statement).Encode(); err != nil {
+		return e, r, err
+	}
+	return e, r, nil
+}
+
+// TestStaleStatementNotMalice: a statement that arrives already expired
+// (valid signature, URL and digest; a stale copy, or a sender whose clock
+// is behind) moves the query on without marking the sender as bad.
+func TestStaleStatementNotMalice(t *testing.T) {
+	o := shortLivedOrigin(t, time.Hour)
+	boot := startBootstrap(t, 1, o.URL)
+	hub := newHub()
+	p1 := startPeer(t, boot, o, hub.factory(), 0, staleStore{Store: peer.NewMemStore(), o: o}, nil)
+	get(t, p1, o.URL+"/dyn/long.bin")
+	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
+	if r := get(t, p2, o.URL+"/dyn/long.bin"); r.Source != core.SourceOrigin {
+		t.Fatalf("stale statement: %s", describe(r))
+	}
+	s := p2.Stats()
+	if s.VerifyFailures != 0 || s.TransferFailures != 1 {
+		t.Fatalf("p2: %d verification failures, %d transfer failures; want 0 and 1", s.VerifyFailures, s.TransferFailures)
+	}
+	var bad int
+	p2.Node(func(n *core.Node) { bad = n.Stats().Origin["bad_object"] })
+	if bad != 0 {
+		t.Fatalf("p2 sent %d queries to the origin as bad_object", bad)
+	}
 }

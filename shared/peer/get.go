@@ -24,6 +24,7 @@ type pending struct {
 	ans   core.Answer
 
 	receiving bool // a transfer from a peer is under way
+	probe     bool // a join probe (Join): never fetched from the origin
 	body      []byte
 	ctype     string
 	verified  bool
@@ -76,7 +77,7 @@ func (p *Peer) Get(ctx context.Context, rawURL string) (*Result, error) {
 		return p.getDirect(ctx, s, rawURL)
 	}
 	for try := 0; ; try++ {
-		res, retry, err := p.query(ctx, s, rawURL)
+		res, retry, err := p.query(ctx, s, rawURL, false)
 		if !retry || try > 0 {
 			return res, err
 		}
@@ -85,8 +86,8 @@ func (p *Peer) Get(ctx context.Context, rawURL string) (*Result, error) {
 
 // query runs one core query. retry: the node answered from its cache but
 // the store could not produce a valid object (it was invalidated).
-func (p *Peer) query(ctx context.Context, s *site, rawURL string) (*Result, bool, error) {
-	q := &pending{url: rawURL, site: s, start: time.Now(), done: make(chan struct{})}
+func (p *Peer) query(ctx context.Context, s *site, rawURL string, probe bool) (*Result, bool, error) {
+	q := &pending{url: rawURL, site: s, start: time.Now(), done: make(chan struct{}), probe: probe}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

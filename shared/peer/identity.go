@@ -29,13 +29,28 @@ func LoadIdentity(dir string) (ed25519.PrivateKey, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("identity: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Written aside and linked into place: the file appears whole or
+		// not at all, and a peer that raced us keeps its own.
+		f, err := os.CreateTemp(dir, ".identity-*")
 		if err != nil {
 			return nil, fmt.Errorf("identity: %w", err)
 		}
-		err = pem.Encode(f, &pem.Block{Type: identityPEM, Bytes: key.Seed()})
+		defer os.Remove(f.Name())
+		err = f.Chmod(0o600)
+		if err == nil {
+			err = pem.Encode(f, &pem.Block{Type: identityPEM, Bytes: key.Seed()})
+		}
+		if err == nil {
+			err = f.Sync()
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
+		}
+		if err == nil {
+			err = os.Link(f.Name(), path)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			return LoadIdentity(dir)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("identity %s: %w", path, err)

@@ -238,7 +238,7 @@ func (p *Peer) fetchForQuery(qid uint64, q *pending) {
 // Prefetch caches the shareable objects the site's manifest lists, in URL
 // order, until their sizes reach limit bytes (0: the core's quota). Each goes
 // through Get, so a seeder takes what its petal already has from its
-// petal. It returns the number of objects now held.
+// petal. It returns the number of objects now held for sharing.
 func (p *Peer) Prefetch(ctx context.Context, origin string, limit int64) (int, error) {
 	s := p.sites[ids.SiteOf(origin)]
 	if s == nil {
@@ -265,23 +265,35 @@ func (p *Peer) Prefetch(ctx context.Context, origin string, limit int64) (int, e
 		if limit > 0 && total+o.Size > limit {
 			continue
 		}
-		if _, err := p.Get(ctx, u); err != nil {
+		r, err := p.Get(ctx, u)
+		if err != nil {
 			if ctx.Err() != nil {
 				return n, ctx.Err()
 			}
 			errs = append(errs, err)
 			continue
 		}
-		total += o.Size
-		n++
+		if r.Shared {
+			total += o.Size
+			n++
+		}
 	}
 	return n, errors.Join(errs...)
 }
 
-// Join makes the peer take part in the site's petal at once: a client joins
-// Flower-CDN with its first query (the seed's submitQuery), so a peer that
-// has no query to make yet gets the first shareable object of the site's
-// manifest. It does nothing when the peer is already in a petal.
+// joinProbePath names the object a peer queries to join a petal when it
+// has nothing to ask for. No site serves it: peers never hold it, and the
+// peer answers its own origin fetch with a failure without asking the
+// origin.
+const joinProbePath = "/.well-known/flower-cdn-join"
+
+// Join makes the peer take part in the site's petal at once. A client joins
+// Flower-CDN with its first query (the seed's submitQuery): the directory
+// that answers it, or the bootstrap's empty answer that makes it found
+// D-ring, brings it in. A peer with nothing to ask for yet (a seeder whose
+// objects are all in its store) queries a join probe, which no peer holds
+// and which is never fetched from the origin. Join returns once the query
+// is answered; the role follows (tryJoin may still be under way).
 func (p *Peer) Join(ctx context.Context, origin string) error {
 	s := p.sites[ids.SiteOf(origin)]
 	if s == nil {
@@ -290,15 +302,10 @@ func (p *Peer) Join(ctx context.Context, origin string) error {
 	if r := p.Role(origin); r == core.RoleContent || r == core.RoleDirectory {
 		return nil
 	}
-	m, err := s.lookupManifest(ctx, p, origin+"/", false)
-	if err != nil {
-		return fmt.Errorf("peer: join %s: %w", origin, err)
+	_, _, err := p.query(ctx, s, origin+joinProbePath, true)
+	if ctx.Err() != nil {
+		return fmt.Errorf("peer: join %s: %w", origin, ctx.Err())
 	}
-	for _, o := range m.Objects() {
-		if s.wk.Shares(o.Statement.URL) {
-			_, err := p.Get(ctx, o.Statement.URL)
-			return err
-		}
-	}
-	return fmt.Errorf("peer: join %s: the manifest lists no shareable object", origin)
+	_ = err // the probe fails by design: nobody holds it
+	return nil
 }

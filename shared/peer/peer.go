@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -38,7 +39,8 @@ type Config struct {
 	// Sites are the origins (https://example.org) whose petals the peer
 	// joins.
 	Sites []string
-	// Store keeps objects and state.
+	// Store keeps objects and state; Close closes it if it is an
+	// io.Closer.
 	Store Store
 	// Key is the peer's identity; its id is derived from the public key.
 	// Keep it across restarts, or the peer cannot rejoin from its view.
@@ -322,7 +324,7 @@ func (p *Peer) Close() error {
 	var st []byte
 	if p.drv != nil {
 		p.drv.GoOffline(p.now())
-		st = p.encodeState()
+		st = p.encodeState(p.drv.Node().Snapshot())
 	}
 	p.closed = true
 	if p.timer != nil {
@@ -336,6 +338,11 @@ func (p *Peer) Close() error {
 	if st != nil {
 		if err = p.cfg.Store.SaveState(st); err != nil {
 			err = fmt.Errorf("peer: save state: %w", err)
+		}
+	}
+	if c, ok := p.cfg.Store.(io.Closer); ok {
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("peer: close store: %w", cerr)
 		}
 	}
 	p.log.Info("peer stopped", "id", p.id.Short())

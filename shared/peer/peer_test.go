@@ -23,7 +23,7 @@ func TestPeerHost(t *testing.T) {
 	if r.Source != core.SourceOrigin || !r.Verified || !r.Shared || !bytes.Equal(r.Body, o.Body("/static/a.bin")) {
 		t.Fatalf("first fetch: %s verified %v shared %v", describe(r), r.Verified, r.Shared)
 	}
-	eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
 	if r = get(t, p1, o.URL+"/static/a.bin"); r.Source != core.SourceLocal {
 		t.Fatalf("second fetch by the same peer: %s", describe(r))
 	}
@@ -36,7 +36,7 @@ func TestPeerHost(t *testing.T) {
 	if n := o.Hits("/static/a.bin"); n != 1 {
 		t.Fatalf("origin served a.bin %d times, want 1", n)
 	}
-	eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	peertest.Eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
 
 	// Private responses: answered, never stored or served.
 	for _, path := range []string{"/private/cookie", "/private/nostore"} {

@@ -75,9 +75,19 @@ func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (S
 		err = security.VerifyStatement(q.site.key, signed, q.url, time.Now())
 	}
 	if err != nil {
-		p.stats.verifyFailures.Add(1)
-		p.log.Warn("bad object from peer", "peer", from.Short(), "url", q.url, "err", err)
-		p.drv.DeliveryFailed(p.now(), qid, from, core.FailBadObject)
+		why := core.FailBadObject
+		if errors.Is(err, security.ErrExpired) {
+			// A valid statement past its expiry: a stale copy or a clock
+			// off by a little, not a forgery. The query moves on without
+			// avoiding the sender.
+			why = core.FailTransfer
+			p.stats.transferFailures.Add(1)
+			p.log.Debug("expired object from peer", "peer", from.Short(), "url", q.url)
+		} else {
+			p.stats.verifyFailures.Add(1)
+			p.log.Warn("bad object from peer", "peer", from.Short(), "url", q.url, "err", err)
+		}
+		p.drv.DeliveryFailed(p.now(), qid, from, why)
 		p.rearm()
 		return nil, fmt.Errorf("peer: object for query %d: %w", qid, err)
 	}

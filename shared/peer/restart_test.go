@@ -34,7 +34,7 @@ func TestRestartRejoinsFromStoredView(t *testing.T) {
 	if r := get(t, p2, o.URL+"/static/a.bin"); r.Source != core.SourcePeer {
 		t.Fatalf("before the restart: %s", describe(r))
 	}
-	eventually(t, "p2 in the petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	peertest.Eventually(t, "p2 in the petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
 	if err := p2.Close(); err != nil {
 		t.Fatal(err)
 	}

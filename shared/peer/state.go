@@ -36,9 +36,8 @@ type savedObject struct {
 
 const stateFormat = 1
 
-// encodeState snapshots the node. Called under p.mu.
-func (p *Peer) encodeState() []byte {
-	st := p.drv.Node().Snapshot()
+// encodeState encodes the node's state for the store.
+func (p *Peer) encodeState(st core.State) []byte {
 	s := savedState{Format: stateFormat, Peer: p.id, Loc: p.loc, SavedAt: time.Now().UnixMilli()}
 	for _, ss := range st.Sites {
 		sv := savedSite{SiteState: ss}

@@ -9,21 +9,15 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/flowercdn/flower/bootstrap/client"
 	"github.com/flowercdn/flower/shared/core"
-	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/rtc"
 )
@@ -149,38 +143,6 @@ func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
 	return r
 }
 
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 func describe(r *peer.Result) string {
 	return fmt.Sprintf("%s from %s (peer %s, locality %d, %d bytes, verified %v)", r.URL, r.Source, r.Peer.Short(), r.Locality, len(r.Body), r.Verified)
-}
-
-// waitDirectory waits until the bootstrap service lists p as a directory
-// of origin in locality loc: a peer that starts before the service knows
-// the petal's directory would found D-ring again.
-func waitDirectory(t *testing.T, boot, origin string, loc int, p *peer.Peer) {
-	t.Helper()
-	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", boot, url.QueryEscape(origin), loc)
-	eventually(t, fmt.Sprintf("the bootstrap lists %s as directory of locality %d", p.ID().Short(), loc), 10*time.Second, func() bool {
-		resp, err := http.Get(u)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return false
-		}
-		e, err := client.ParseEntriesJSON(b)
-		return err == nil && slices.ContainsFunc(e.Local, func(m ids.Member) bool { return m.ID == p.ID() })
-	})
 }

@@ -31,8 +31,8 @@ func TestOverWebRTC(t *testing.T) {
 	if r := get(t, p1, a); r.Source != core.SourceOrigin || !r.Verified || !bytes.Equal(r.Body, o.Body("/static/a.bin")) {
 		t.Fatalf("first fetch: %s", describe(r))
 	}
-	eventually(t, "p1 directory of locality 0", 10*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	waitDirectory(t, boot, o.URL, 0, p1)
+	peertest.Eventually(t, "p1 directory of locality 0", 10*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
 
 	// A second peer of the same locality gets it from the first over
 	// WebRTC.
@@ -49,10 +49,10 @@ func TestOverWebRTC(t *testing.T) {
 	if n := o.Hits("/static/a.bin"); n != 1 {
 		t.Fatalf("origin served a.bin %d times, want 1", n)
 	}
-	eventually(t, "p2 content peer of locality 0", 10*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	peertest.Eventually(t, "p2 content peer of locality 0", 10*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
 	// A 2 MiB object crosses in chunks.
 	get(t, p2, o.URL+"/static/c.bin")
-	eventually(t, "p1's index lists p2 as holder of c.bin", 10*time.Second, func() bool {
+	peertest.Eventually(t, "p1's index lists p2 as holder of c.bin", 10*time.Second, func() bool {
 		var ok bool
 		p1.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/static/c.bin")) })
 		return ok
@@ -67,9 +67,9 @@ func TestOverWebRTC(t *testing.T) {
 	// locality 0 through them.
 	p3 := startPeer(t, boot, o.URL, peerOpts{loc: 1})
 	get(t, p3, o.URL+"/static/b.bin")
-	eventually(t, "p3 directory of locality 1", 10*time.Second, func() bool { return p3.Role(o.URL) == core.RoleDirectory })
-	waitDirectory(t, boot, o.URL, 1, p3)
-	eventually(t, "p3 holds locality 0's summary", 10*time.Second, func() bool {
+	peertest.Eventually(t, "p3 directory of locality 1", 10*time.Second, func() bool { return p3.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 1, p3.ID())
+	peertest.Eventually(t, "p3 holds locality 0's summary", 10*time.Second, func() bool {
 		var n int
 		p3.Node(func(nd *core.Node) { n = len(nd.RemoteCandidates(ids.SiteOf(o.URL), ids.ObjectOf(a))) })
 		return n > 0
@@ -135,8 +135,8 @@ func TestOverWebRTC(t *testing.T) {
 	if err := p1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "p2 takes over locality 0's directory", 20*time.Second, func() bool { return p2.Role(o.URL) == core.RoleDirectory })
-	waitDirectory(t, boot, o.URL, 0, p2)
+	peertest.Eventually(t, "p2 takes over locality 0's directory", 20*time.Second, func() bool { return p2.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, 0, p2.ID())
 	p4 := startPeer(t, boot, o.URL, peerOpts{loc: 0})
 	if r := get(t, p4, a); r.Source != core.SourcePeer || r.Peer != p2.ID() {
 		t.Fatalf("after the directory left: %s", describe(r))
