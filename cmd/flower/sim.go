@@ -19,8 +19,10 @@ import (
 const simUsage = `usage: flower sim [flags]
 
 Runs one workload (peers, websites, queries, churn) through Flower-CDN (the
-real protocol core), Squirrel (home-store DHT cache) and origin-only, and
-prints their metrics. docs/simulator.md describes the model and the metrics.
+real protocol core), three Squirrel baselines (home-store over Chord;
+home-store and directory scheme over Pastry with proximity neighbour
+selection) and origin-only, and prints their metrics. docs/simulator.md
+describes the model and the metrics.
 
 flags:
 `
@@ -45,7 +47,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	seed := fs.String("seed", "1", "random seed (unsigned 64-bit integer)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the table")
 	plot := fs.String("plot", "", "write an SVG plot (hit ratio and lookup latency over time) to this file")
-	systems := fs.String("systems", strings.Join(sim.AllSystems, ","), "comma-separated systems to run: flower,squirrel,origin")
+	systems := fs.String("systems", strings.Join(sim.AllSystems, ","), "comma-separated systems to run: "+strings.Join(sim.AllSystems, ","))
 	fs.IntVar(&cfg.MaxInterests, "max-interests", cfg.MaxInterests, "each peer is interested in 1..N websites (drawn by website popularity)")
 	zipf := fs.String("zipf", "", "Zipf exponent of both website and object popularity (sets --site-zipf and --object-zipf)")
 	fs.Float64Var(&cfg.SiteZipf, "site-zipf", cfg.SiteZipf, "Zipf exponent of website popularity")

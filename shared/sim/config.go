@@ -1,9 +1,11 @@
 // Package sim is the discrete-event simulator of Flower-CDN. It hosts the
 // unchanged protocol core (shared/core) for thousands of peers in one process
-// and runs the same query trace through two baselines, Squirrel (a home-store
-// DHT web cache over all peers) and origin-only, so that the three systems
-// can be compared on hit ratio, lookup latency, transfer distance, origin load
-// and background traffic. docs/simulator.md describes the model.
+// and runs the same query trace through the baselines: Squirrel (a DHT web
+// cache over all peers) home-store over Chord, home-store and directory
+// scheme over Pastry with proximity neighbour selection, and origin-only, so
+// that the systems can be compared on hit ratio, lookup latency, transfer
+// distance, origin load and background traffic. docs/simulator.md describes
+// the model.
 //
 // A run is deterministic: the same Config gives the same Result, apart from
 // wall-clock fields.
@@ -20,12 +22,16 @@ import (
 // System names, as used by Config.Systems and in the output.
 const (
 	SysFlower   = "flower"
-	SysSquirrel = "squirrel"
-	SysOrigin   = "origin"
+	SysSquirrel = "squirrel" // home-store over Chord
+	// SysSquirrelPNS is home-store over Pastry with proximity neighbour
+	// selection, SysSquirrelPNSDir the directory scheme over the same.
+	SysSquirrelPNS    = "squirrel_pns"
+	SysSquirrelPNSDir = "squirrel_pns_dir"
+	SysOrigin         = "origin"
 )
 
 // AllSystems lists every system in output order.
-var AllSystems = []string{SysFlower, SysSquirrel, SysOrigin}
+var AllSystems = []string{SysFlower, SysSquirrel, SysSquirrelPNS, SysSquirrelPNSDir, SysOrigin}
 
 // Config is one simulation run.
 type Config struct {

@@ -147,11 +147,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return f.metrics(), nil
 		})
 	}
-	if cfg.Runs(SysSquirrel) {
+	dhts := []struct {
+		name string
+		make func() (handler, *dht)
+	}{
+		{SysSquirrel, func() (handler, *dht) { s := newSquirrel(w, newChord(w)); return s, &s.dht }},
+		{SysSquirrelPNS, func() (handler, *dht) { s := newSquirrel(w, newPastry(w)); return s, &s.dht }},
+		{SysSquirrelPNSDir, func() (handler, *dht) { s := newSquirrelDir(w, newPastry(w)); return s, &s.dht }},
+	}
+	for _, sys := range dhts {
+		if !cfg.Runs(sys.name) {
+			continue
+		}
 		wg.Add(1)
-		go runOne(SysSquirrel, func() (*Metrics, error) {
-			s := newSquirrel(w)
-			if err := s.run(ctx, s); err != nil {
+		go runOne(sys.name, func() (*Metrics, error) {
+			h, s := sys.make()
+			if err := s.run(ctx, h); err != nil {
 				return nil, err
 			}
 			s.maintenance()

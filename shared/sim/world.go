@@ -15,10 +15,11 @@ import (
 // stream so that, for example, running one system more or less never changes
 // the workload another system sees.
 const (
-	streamWorkload = 0x776f726b6c6f6164 // "workload"
-	streamLatency  = 0x6c6174656e637921 // "latency!"
-	streamFlower   = 0x666c6f7765722121 // "flower!!"
-	streamNode     = 0x6e6f646500000000 // "node" + node index
+	streamWorkload    = 0x776f726b6c6f6164 // "workload"
+	streamLatency     = 0x6c6174656e637921 // "latency!"
+	streamFlower      = 0x666c6f7765722121 // "flower!!"
+	streamNode        = 0x6e6f646500000000 // "node" + node index
+	streamSquirrelDir = 0x7371646972212121 // "sqdir!!!"
 )
 
 // Trace event kinds stored in traceEvent.Obj when it is not a query.
