@@ -56,6 +56,9 @@ type ConfigJSON struct {
 	Queries       int      `json:"queries"`
 	QueryInterval string   `json:"query_interval"`
 	Churn         string   `json:"churn"`
+	Workload      string   `json:"workload"`
+	Seeders       int      `json:"seeders"`
+	PeersTotal    int      `json:"peers_total"` // distinct peers in the trace
 	MaxInterests  int      `json:"max_interests"`
 	SiteZipf      float64  `json:"site_zipf"`
 	ObjectZipf    float64  `json:"object_zipf"`
@@ -93,6 +96,7 @@ func configJSON(c *Config, w *World) ConfigJSON {
 	return ConfigJSON{
 		Peers: c.Peers, Sites: c.Sites, Objects: c.Objects, Localities: c.Localities, Queries: c.Queries,
 		QueryInterval: fmtDur(c.QueryInterval), Churn: churnString(c), MaxInterests: c.MaxInterests,
+		Workload: c.Workload, Seeders: c.Seeders, PeersTotal: len(w.PeerIDs),
 		SiteZipf: c.SiteZipf, ObjectZipf: c.ObjectZipf, ObjectKB: c.ObjectKB, ObjectSigma: c.ObjectSigma,
 		Seed: c.Seed, Systems: sys, Drain: fmtDur(c.Drain), Warmup: c.Warmup, Buckets: c.Buckets, Wire: c.Wire,
 		CacheMB: float64(cc.CacheBytes) / (1 << 20), View: cc.ViewSize, GossipSubset: cc.GossipSubset,
