@@ -34,15 +34,24 @@ const (
 // by maintenance.
 type pastry struct {
 	w    *World
-	ring ring     // online peers by id (the first 8 bytes of the peer id)
-	ppos []uint64 // id of each peer
-	rows int      // cached rows
+	ring ring // online peers by id (the first 8 bytes of the peer id)
+	// byLoc[l]: the online peers of locality l by id. Any two peers of one
+	// locality are nearer (at most 25 ms) than any two of different ones (at
+	// least 60 ms), so an entry's nearest candidate is in the node's own
+	// locality whenever it has one there: nearest searches that first.
+	byLoc []ring
+	ppos  []uint64 // id of each peer
+	rows  int      // cached rows
 	// tbl[p]: peer p's cached entries, rows*16, allocated when p first routes.
 	tbl [][]pnsEntry
 	// ver[r][b]: how many times the candidate set of bucket b of row r (the
 	// ids that start with the r+1 digits of b) changed.
 	ver [][]uint32
 }
+
+// byLoc relies on this: it does not compile if a locality's latencies could
+// reach another's.
+const _ = uint(interMinUS - intraMaxUS - 1)
 
 // pnsEntry is a cached routing-table entry: the peer (-1: none) and the
 // version of its candidate set it was computed at, plus one (0: never).
@@ -52,7 +61,7 @@ type pnsEntry struct {
 }
 
 func newPastry(w *World) *pastry {
-	pa := &pastry{w: w, ppos: make([]uint64, len(w.PeerIDs)), tbl: make([][]pnsEntry, len(w.PeerIDs))}
+	pa := &pastry{w: w, ppos: make([]uint64, len(w.PeerIDs)), tbl: make([][]pnsEntry, len(w.PeerIDs)), byLoc: make([]ring, w.k)}
 	for i, id := range w.PeerIDs {
 		pa.ppos[i] = ringPos(id)
 	}
@@ -70,11 +79,13 @@ func newPastry(w *World) *pastry {
 
 func (pa *pastry) up(p int32) {
 	pa.ring.insert(pa.ppos[p], p)
+	pa.byLoc[pa.w.Loc[p]].insert(pa.ppos[p], p)
 	pa.bump(pa.ppos[p])
 }
 
 func (pa *pastry) down(p int32) {
 	pa.ring.remove(pa.ppos[p])
+	pa.byLoc[pa.w.Loc[p]].remove(pa.ppos[p])
 	pa.bump(pa.ppos[p])
 }
 
@@ -138,7 +149,14 @@ func (pa *pastry) entry(n int32, row, d int) int32 {
 // nearest returns the online peer nearest to n (lowest latency, then lowest
 // id) among those whose id starts with the digits of prefix b, or -1.
 func (pa *pastry) nearest(n int32, b uint64, digits int) int32 {
-	r := &pa.ring
+	if c := pa.nearestIn(&pa.byLoc[pa.w.Loc[n]], n, b, digits); c >= 0 {
+		return c
+	}
+	return pa.nearestIn(&pa.ring, n, b, digits)
+}
+
+// nearestIn is nearest among the peers of r.
+func (pa *pastry) nearestIn(r *ring, n int32, b uint64, digits int) int32 {
 	shift := 64 - pastryB*digits
 	lo := r.search(b << shift)
 	hi := len(r.pos) // b is the last prefix of its length
