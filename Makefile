@@ -35,8 +35,9 @@ wasm-shared:
 test-short:
 	$(GO) test -count=1 -short ./...
 
+# BENCH_ALL=1 adds the Pastry baselines (squirrel_pns, squirrel_pns_dir).
 bench: build
-	./scripts/bench-sim.sh
+	BENCH_ALL=$(BENCH_ALL) ./scripts/bench-sim.sh
 
 fmt:
 	$(GOFMT) -w $$(git ls-files '*.go')
