@@ -218,6 +218,9 @@ func (n *Node) GoOffline(now time.Duration) {
 	}
 	clear(n.queries)
 	clear(n.fetching)
+	if n.cfg.LeaveHandover {
+		n.sayGoodbye()
+	}
 	for _, p := range slices.Clone(n.positions) {
 		sp := n.sites[p.site]
 		sp.ret, sp.wasDir = returnReclaim, p.key

@@ -212,7 +212,7 @@ func (n *Node) push(sp *sitePeer) {
 
 func (n *Node) onPushAck(from ids.PeerID, m *wire.PushAck) {
 	sp := n.sites[m.Site]
-	if sp == nil || sp.pushReq == 0 {
+	if sp == nil || n.cfg.LeaveHandover && n.onGoodbye(sp, from, m) || sp.pushReq == 0 {
 		return
 	}
 	r := n.reqs[sp.pushReq]

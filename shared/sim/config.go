@@ -70,6 +70,9 @@ type Config struct {
 	// Seeders always-on peers per locality, on top of the others (browser
 	// workload only).
 	Seeders int
+	// CleanLeave is the fraction of departures in which the page can still
+	// send its last messages (Core.LeaveHandover); the others are silent.
+	CleanLeave float64
 
 	// MaxInterests: each peer is interested in 1..MaxInterests websites
 	// (uniform count), drawn without replacement by website popularity.
@@ -124,6 +127,7 @@ func DefaultConfig() Config {
 		SessionSigma:  1.2,
 		ReturnFrac:    0.3,
 		ReturnMean:    2 * time.Hour,
+		CleanLeave:    0.5,
 		MaxInterests:  3,
 		SiteZipf:      0.8,
 		ObjectZipf:    0.8,
@@ -179,6 +183,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("browser sessions: median %v must be positive, sigma %g in [0,4]", c.SessionMedian, c.SessionSigma)
 	case c.ReturnFrac < 0 || c.ReturnFrac > 1 || c.ReturnMean <= 0:
 		return fmt.Errorf("browser returns: fraction %g must be in [0,1], mean %v positive", c.ReturnFrac, c.ReturnMean)
+	case c.CleanLeave < 0 || c.CleanLeave > 1:
+		return fmt.Errorf("clean-leave fraction %g must be in [0,1]", c.CleanLeave)
 	case c.Seeders < 0 || c.Seeders > 10000:
 		return fmt.Errorf("seeders %d out of range [0,10000]", c.Seeders)
 	case c.Seeders > 0 && c.Workload != WorkloadBrowser:

@@ -82,6 +82,8 @@ type ConfigJSON struct {
 	QueryTries    int     `json:"query_tries"`
 	PetalMax      int     `json:"petal_max"`
 	InstanceBits  int     `json:"instance_bits"`
+	LeaveHandover bool    `json:"leave_handover"`
+	CleanLeave    float64 `json:"clean_leave"`
 
 	TraceEndS         float64 `json:"trace_end_s"`
 	OnlinePeerMinutes float64 `json:"online_peer_minutes"`
@@ -102,7 +104,7 @@ func configJSON(c *Config, w *World) ConfigJSON {
 		CacheMB: float64(cc.CacheBytes) / (1 << 20), View: cc.ViewSize, GossipSubset: cc.GossipSubset,
 		Gossip: fmtDur(cc.GossipPeriod), PushThreshold: cc.PushThreshold, Keepalive: fmtDur(cc.KeepalivePeriod),
 		Stabilize: fmtDur(cc.StabilizePeriod), FixFingers: fmtDur(cc.FixFingersPeriod), QueryTries: cc.QueryTries,
-		PetalMax: cc.PetalMaxPeers, InstanceBits: cc.InstanceBits,
+		PetalMax: cc.PetalMaxPeers, InstanceBits: cc.InstanceBits, LeaveHandover: cc.LeaveHandover, CleanLeave: c.CleanLeave,
 		TraceEndS: round3(w.End.Seconds()), OnlinePeerMinutes: round3(w.PeerMins),
 	}
 }

@@ -58,6 +58,8 @@ func (w *World) makeBrowserTrace(rng *rand.Rand) {
 		biased := math.Exp(mu + sig*sig + sig*rng.NormFloat64())
 		churn.push(event{at: time.Duration(rng.Float64() * biased), node: int32(i)})
 	}
+	w.seedFrom = int32(len(w.PeerIDs))
+	w.seedTo = w.seedFrom + int32(w.k*cfg.Seeders)
 	for l := 0; l < w.k; l++ {
 		for j := 0; j < cfg.Seeders; j++ {
 			i := w.addPeer(rng, l)

@@ -138,3 +138,46 @@ func TestBrowserNoFailedQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaveHandoverInSim: with the core's LeaveHandover, the browser
+// workload still answers every query, deterministically; goodbyes of
+// unclean departures are lost (never delivered), those of clean ones go out,
+// and clean goodbyes shorten directory repairs.
+func TestLeaveHandoverInSim(t *testing.T) {
+	cfg := browserConfig()
+	cfg.Systems = []string{SysFlower}
+	cfg.Core.LeaveHandover = true
+	repair := map[float64]float64{}
+	for _, clean := range []float64{0, 0.5, 1} {
+		cfg.CleanLeave = clean
+		if clean == 0.5 {
+			a := runJSON(t, cfg)
+			if b := runJSON(t, cfg); string(a) != string(b) {
+				t.Fatalf("clean=%g: same seed, different results:\n%s", clean, firstDiff(a, b))
+			}
+		}
+		r, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := r.Systems[SysFlower]
+		if m.FailedQueries != 0 || m.Answered+m.AbandonedQueries != m.Queries {
+			t.Fatalf("clean=%g: %d failed of %d (anomalies %v)", clean, m.FailedQueries, m.Queries, m.Anomalies)
+		}
+		lost := m.Anomalies["goodbyes_lost"]
+		switch {
+		case clean == 1 && lost != 0, clean < 1 && lost == 0:
+			t.Fatalf("clean=%g: %d goodbyes lost", clean, lost)
+		}
+		if m.Anomalies["msgs_sent_offline"] != 0 {
+			t.Fatalf("clean=%g: %d messages sent by offline nodes", clean, m.Anomalies["msgs_sent_offline"])
+		}
+		if m.Directory.Repairs < 10 {
+			t.Fatalf("clean=%g: only %d repairs", clean, m.Directory.Repairs)
+		}
+		repair[clean] = m.Directory.RepairMsMean
+	}
+	if !(repair[1] < repair[0]/2) {
+		t.Fatalf("mean repair %.0f ms with clean goodbyes, %.0f ms without: the handover does not show", repair[1], repair[0])
+	}
+}

@@ -50,6 +50,8 @@ type World struct {
 	intSites   []uint16 // site indices
 	InitOnline []bool
 	peerIdx    map[uint64]int32 // ring position (first 8 id bytes, unique) -> peer
+	// Seeders (browser workload) are the peers [seedFrom, seedTo).
+	seedFrom, seedTo int32
 
 	// Websites and objects. Object o (global index) belongs to site o/Objects.
 	SiteIDs []ids.SiteID
