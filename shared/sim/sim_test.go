@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -527,6 +528,7 @@ func TestOutputs(t *testing.T) {
 	d := xml.NewDecoder(&svg)
 	lines := 0
 	var texts []string
+	var frames []float64 // bottom y of each panel frame, in order
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -537,8 +539,34 @@ func TestOutputs(t *testing.T) {
 		}
 		switch e := tok.(type) {
 		case xml.StartElement:
-			if e.Name.Local == "polyline" {
+			attr := map[string]string{}
+			for _, a := range e.Attr {
+				attr[a.Name.Local] = a.Value
+			}
+			switch e.Name.Local {
+			case "rect":
+				if attr["fill"] == "none" { // a panel's frame
+					y, _ := strconv.ParseFloat(attr["y"], 64)
+					h, _ := strconv.ParseFloat(attr["height"], 64)
+					frames = append(frames, y+h)
+				}
+			case "polyline":
 				lines++
+				if attr["stroke"] == plotColors[SysOrigin] {
+					// origin-only is 0 in both panels: its line must lie above
+					// the bottom of its panel's frame, not on it.
+					bottom := frames[len(frames)-1]
+					pts := strings.Fields(attr["points"])
+					if len(pts) == 0 {
+						t.Error("origin-only line has no points")
+					}
+					for _, pt := range pts {
+						_, ys, _ := strings.Cut(pt, ",")
+						if y, _ := strconv.ParseFloat(ys, 64); y >= bottom-3 {
+							t.Errorf("origin-only point %s on or under the x axis (frame bottom %.1f)", pt, bottom)
+						}
+					}
+				}
 			}
 		case xml.CharData:
 			texts = append(texts, string(e))
