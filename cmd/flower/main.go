@@ -1,6 +1,6 @@
 // Command flower is the Flower-CDN operator and researcher CLI.
 //
-//	flower sim [flags]       run the simulator (Flower-CDN vs Squirrel vs origin-only)
+//	flower sim [flags]       run the simulator (Flower-CDN vs Squirrel baselines vs origin-only)
 //	flower loadtest [flags]  load a bootstrap service with simulated peers
 package main
 
