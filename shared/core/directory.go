@@ -205,6 +205,10 @@ func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
 		p.index.RemovePeer(from)
 	case !n.avoiding(from):
 		p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+		if m.Up > 0 {
+			x := p.index.Peer(from)
+			x.UpSince, x.UpKnown = n.now-time.Duration(m.Up)*time.Second, true
+		}
 	}
 	n.deltaSoon(p)
 	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}

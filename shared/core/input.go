@@ -255,6 +255,7 @@ func (n *Node) Reconnect(now time.Duration) {
 		return
 	}
 	n.online = true
+	n.upSince = n.now
 	for _, site := range n.interest.Sites() {
 		sp := n.sites[site]
 		sp.needFull = true

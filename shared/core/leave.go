@@ -3,8 +3,8 @@ package core
 import (
 	"maps"
 	"slices"
+	"time"
 
-	"github.com/flowercdn/flower/shared/directory"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/wire"
 )
@@ -45,22 +45,28 @@ func (n *Node) handOver(p *position) {
 
 // successor is the content peer of p's index to take the position over:
 // among those heard from within a keepalive period and a quarter and not
-// suspect, the one the index has known the longest (stable peers first),
-// then the lowest id.
+// suspect, the one up the longest (stable peers first: seeders, long
+// visits): by the session start it said in its pushes (Push.Up), else by
+// when the index first heard of it; then the lowest id.
 func (n *Node) successor(p *position) (ids.PeerID, bool) {
 	var best ids.PeerID
-	var bestPeer *directory.Peer
+	var bestSince time.Duration
+	found := false
 	fresh := n.now - n.cfg.KeepalivePeriod - n.cfg.KeepalivePeriod/4
 	for _, id := range p.index.PeerIDs() {
 		x := p.index.Peer(id)
 		if id == n.id || x.Suspect || x.LastSeen < fresh || n.avoiding(id) {
 			continue
 		}
-		if bestPeer == nil || x.FirstSeen < bestPeer.FirstSeen {
-			best, bestPeer = id, x
+		since := x.FirstSeen
+		if x.UpKnown {
+			since = min(since, x.UpSince)
+		}
+		if !found || since < bestSince {
+			best, bestSince, found = id, since, true
 		}
 	}
-	return best, bestPeer != nil
+	return best, found
 }
 
 // onGoodbye handles a PushAck that no push of this node asked for, from

@@ -6,6 +6,7 @@ import (
 
 	. "github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/wire"
 )
 
 // petalWithDir builds one petal of n peers (one locality), each holding
@@ -111,5 +112,56 @@ func TestLeaveHandoverOff(t *testing.T) {
 	tn.run(tn.now + 200*time.Millisecond)
 	if h := tn.directories()[key]; len(h) != 0 {
 		t.Fatalf("key held by %v 200 ms after a silent departure", h)
+	}
+}
+
+// TestLeaveHandoverNamesLongestUp: the successor a leaving directory names
+// is the content peer up the longest by what it said in its pushes
+// (Push.Up), whatever the order the directory heard of them in; without
+// that, the one the directory has known the longest.
+func TestLeaveHandoverNamesLongestUp(t *testing.T) {
+	for _, withUp := range []bool{true, false} {
+		cfg := DefaultConfig()
+		cfg.LeaveHandover = true
+		l := newLone(t, cfg)
+		obj := ids.ObjectOf("https://a.example/x")
+		l.n.Query(l.now, l.site, obj)
+		l.take()
+		l.n.SetEntries(l.now, Entries{Site: l.site}) // nobody on D-ring: found it
+		l.take()
+		if l.n.Role(l.site) != RoleDirectory || len(l.n.DirKeys()) != 1 {
+			t.Fatalf("role %v, keys %v: want the directory", l.n.Role(l.site), l.n.DirKeys())
+		}
+		key := l.n.DirKeys()[0]
+		// Heard of in this order; up for 10 s, not said, 1 h.
+		ups := []uint32{10, 0, 3600}
+		if !withUp {
+			ups = []uint32{0, 0, 0}
+		}
+		for i, up := range ups {
+			l.now += time.Second
+			l.n.Receive(l.now, pid(byte(10+i)), &wire.Push{Site: l.site, Key: key, Full: true,
+				Added: []ids.ObjectID{ids.ObjectID(i + 1)}, Up: up})
+			l.take()
+		}
+		l.now += time.Second
+		l.n.GoOffline(l.now)
+		r := l.take()
+		want := pid(12)
+		if !withUp {
+			want = pid(10)
+		}
+		told := 0
+		for _, e := range r.Msgs {
+			if a, ok := e.Msg.(*wire.PushAck); ok {
+				told++
+				if a.OK || a.Key != key || a.Dir.Member.ID != want || a.Dir.Member.Key != key {
+					t.Errorf("withUp=%v: goodbye to %v: %+v, want successor %v", withUp, e.To, a, want)
+				}
+			}
+		}
+		if told != 3 {
+			t.Errorf("withUp=%v: %d content peers told, want 3: %+v", withUp, told, r.Msgs)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package core
 
 import (
+	"math"
+	"time"
+
 	"github.com/bits-and-blooms/bloom/v3"
 
 	"github.com/flowercdn/flower/shared/ids"
@@ -202,6 +205,9 @@ func (n *Node) push(sp *sitePeer) {
 			n.push(sp)
 			return
 		}
+	}
+	if n.cfg.LeaveHandover {
+		msg.Up = uint32(min((n.now-n.upSince)/time.Second, math.MaxUint32))
 	}
 	sp.needFull = false
 	sp.lastPush = n.now

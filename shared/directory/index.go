@@ -20,9 +20,13 @@ import (
 type Peer struct {
 	Objs      map[ids.ObjectID]struct{}
 	FirstSeen time.Duration // when the index first heard of it
-	LastSeen  time.Duration
-	Load      int  // queries redirected to it
-	Suspect   bool // a query sent to it went unanswered since it last spoke
+	// UpSince is when the peer's session began, as it said (Push.Up), on
+	// the directory's clock; UpKnown whether it said.
+	UpSince  time.Duration
+	UpKnown  bool
+	LastSeen time.Duration
+	Load     int  // queries redirected to it
+	Suspect  bool // a query sent to it went unanswered since it last spoke
 }
 
 // Index is directory-index(ws, loc).
