@@ -120,6 +120,7 @@ func TestBrowserWorkload(t *testing.T) {
 // browser workload (with seeders), and the run is deterministic.
 func TestBrowserNoFailedQueries(t *testing.T) {
 	cfg := browserConfig()
+	cfg.Queries = 10000
 	a := runJSON(t, cfg)
 	if b := runJSON(t, cfg); string(a) != string(b) {
 		t.Fatalf("same seed, different results:\n%s", firstDiff(a, b))
