@@ -165,3 +165,61 @@ func TestLeaveHandoverNamesLongestUp(t *testing.T) {
 		}
 	}
 }
+
+// TestDirProbeEarly: with DirProbeEarly a query to the petal's directory
+// carries a liveness ping, so a directory that is gone sends the query to
+// the origin at the first timeout; without it, only after a second one. A
+// live directory still gets ForwardBudget to forward.
+func TestDirProbeEarly(t *testing.T) {
+	for _, tc := range []struct{ early, alive bool }{{true, false}, {false, false}, {true, true}} {
+		early := tc.early
+		cfg := DefaultConfig()
+		cfg.DirProbeEarly = early
+		l := newLone(t, cfg)
+		dir, contact := pid(2), pid(3)
+		l.content(dir, contact, ids.ObjectOf("https://a.example/held"))
+		obj := ids.ObjectOf("https://a.example/other") // no contact may hold it: the directory
+		l.n.Query(l.now, l.site, obj)
+		r := l.take()
+		pings := 0
+		for _, e := range r.Msgs {
+			if p, ok := e.Msg.(*wire.Ping); ok && e.To == dir {
+				pings++
+				if tc.alive { // the directory answers the ping, not the query
+					l.now += 10 * time.Millisecond
+					l.n.Receive(l.now, dir, &wire.Pong{ReqID: p.ReqID, OK: true})
+					l.take()
+				}
+			}
+		}
+		if queriesTo(r, dir, wire.QDir) != 1 || (pings == 1) != early {
+			t.Fatalf("early=%v: %d queries and %d pings to the directory: %+v", early, queriesTo(r, dir, wire.QDir), pings, r.Msgs)
+		}
+		// The directory never answers: when does the query go to the origin?
+		start, fetchedAt := l.now, time.Duration(-1)
+		for fetchedAt < 0 {
+			nt := l.n.NextTick()
+			if nt < 0 || nt > start+5*time.Second {
+				t.Fatalf("early=%v: the query never went to the origin", early)
+			}
+			l.now = max(l.now, nt)
+			l.n.Tick(l.now)
+			if r := l.take(); len(r.Fetches) > 0 {
+				fetchedAt = l.now - start
+			}
+		}
+		// RTT unknown: every timeout is RequestTimeout. Early: the ping
+		// fails with the query's first timeout. Otherwise the ping goes out
+		// then, and ForwardBudget later the query gives up.
+		want, why := cfg.RequestTimeout, "dir_failed"
+		if !early || tc.alive {
+			want, why = cfg.RequestTimeout+cfg.ForwardBudget, "forward_timeout"
+		}
+		if tc.alive {
+			want -= 10 * time.Millisecond // measured from the Pong
+		}
+		if fetchedAt != want || l.n.Stats().Origin[why] != 1 {
+			t.Errorf("%+v: origin after %v (%v), want after %v (%s)", tc, fetchedAt, l.n.Stats().Origin, want, why)
+		}
+	}
+}
