@@ -78,7 +78,6 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cc.PetalMaxPeers, "petal-max", cc.PetalMaxPeers, "Flower-CDN (PetalUp): content peers per directory instance before a split")
 	fs.IntVar(&cc.InstanceBits, "instance-bits", cc.InstanceBits, "Flower-CDN (PetalUp): key bits for directory instances")
 	fs.BoolVar(&cc.LeaveHandover, "leave-handover", cc.LeaveHandover, "Flower-CDN: a peer leaving cleanly tells its directory, and a directory names its successor (core.Config.LeaveHandover)")
-	fs.BoolVar(&cc.DirProbeEarly, "dir-probe-early", cc.DirProbeEarly, "Flower-CDN: ping the directory with each query sent to it (core.Config.DirProbeEarly)")
 	fs.Float64Var(&cfg.CleanLeave, "clean-leave", cfg.CleanLeave, "fraction of departures in which the page can still send its last messages (used by --leave-handover)")
 
 	if err := fs.Parse(args); err != nil {

@@ -99,12 +99,6 @@ type Config struct {
 	// and to the successor, which takes the position (tryJoin) at once.
 	// Off (the default): a departure is silent, as in the papers.
 	LeaveHandover bool
-	// DirProbeEarly (beyond the papers; docs/core.md): a query sent to the
-	// petal's directory is accompanied by a liveness ping, so that a
-	// directory that has left is known dead at the query's first timeout
-	// rather than after a second one. Off (the default): the ping is sent
-	// only at the first timeout.
-	DirProbeEarly bool
 }
 
 // DefaultConfig returns PROTOCOL.md's default parameters.

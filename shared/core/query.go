@@ -30,7 +30,6 @@ type query struct {
 	sentAt    time.Duration
 	tries     int
 	probed    bool // stageDir: the directory was pinged after a first timeout
-	waited    bool // stageDir with DirProbeEarly: the ForwardBudget extension ran
 	redirects int  // stageDir: times a former directory named the current one
 	dirAsked  ids.Member
 	lookups   int
@@ -112,12 +111,9 @@ func (n *Node) advance(q *query) {
 		q.dirAsked = d
 		q.target = d.ID
 		q.hops++
-		q.probed, q.waited = false, false
+		q.probed = false
 		n.setStage(q, stageDir, n.timeoutFor(d.ID))
 		n.send(d.ID, &wire.Query{QID: q.qid, Site: q.site, Obj: q.obj, Origin: n.id, Key: d.Key, Mode: wire.QDir, Hops: 1})
-		if n.cfg.DirProbeEarly {
-			n.probeDir(q, d)
-		}
 		return
 	}
 	if q.stage <= stageWait && q.lookups <= n.cfg.LookupRetries {
@@ -214,14 +210,9 @@ func (n *Node) queryTimeout(q *query) {
 			// No object yet: the directory may be forwarding (another
 			// locality, a holder) or may be dead. Ping it and give the
 			// forwarding ForwardBudget more.
-			n.probeDir(q, d)
-			n.after(n.cfg.ForwardBudget, timer{kind: tQuery, id: q.qid, stage: q.stageSeq})
-			return
-		}
-		if q.probed && !q.waited && n.cfg.DirProbeEarly {
-			// Pinged with the query: if it were dead its ping would have
-			// failed by now. It is forwarding: ForwardBudget more.
-			q.waited = true
+			q.probed = true
+			id := n.request(&request{kind: reqPingDir, site: q.site, peer: d.ID, key: d.Key, qid: q.qid}, n.timeoutFor(d.ID))
+			n.send(d.ID, &wire.Ping{ReqID: id, To: d.Key})
 			n.after(n.cfg.ForwardBudget, timer{kind: tQuery, id: q.qid, stage: q.stageSeq})
 			return
 		}
@@ -233,14 +224,6 @@ func (n *Node) queryTimeout(q *query) {
 		n.dropEntry(q.target)
 		n.fetchOrigin(q, "lookup_timeout")
 	}
-}
-
-// probeDir pings directory d for query q: no answer within its timeout
-// (or a Pong saying it no longer holds d.Key) means it is dead (dirDead).
-func (n *Node) probeDir(q *query, d ids.Member) {
-	q.probed = true
-	id := n.request(&request{kind: reqPingDir, site: q.site, peer: d.ID, key: d.Key, qid: q.qid}, n.timeoutFor(d.ID))
-	n.send(d.ID, &wire.Ping{ReqID: id, To: d.Key})
 }
 
 func (n *Node) advanceFrom(q *query, s stage) {

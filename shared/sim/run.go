@@ -83,7 +83,6 @@ type ConfigJSON struct {
 	PetalMax      int     `json:"petal_max"`
 	InstanceBits  int     `json:"instance_bits"`
 	LeaveHandover bool    `json:"leave_handover"`
-	DirProbeEarly bool    `json:"dir_probe_early"`
 	CleanLeave    float64 `json:"clean_leave"`
 
 	TraceEndS         float64 `json:"trace_end_s"`
@@ -106,8 +105,7 @@ func configJSON(c *Config, w *World) ConfigJSON {
 		Gossip: fmtDur(cc.GossipPeriod), PushThreshold: cc.PushThreshold, Keepalive: fmtDur(cc.KeepalivePeriod),
 		Stabilize: fmtDur(cc.StabilizePeriod), FixFingers: fmtDur(cc.FixFingersPeriod), QueryTries: cc.QueryTries,
 		PetalMax: cc.PetalMaxPeers, InstanceBits: cc.InstanceBits, LeaveHandover: cc.LeaveHandover, CleanLeave: c.CleanLeave,
-		DirProbeEarly: cc.DirProbeEarly,
-		TraceEndS:     round3(w.End.Seconds()), OnlinePeerMinutes: round3(w.PeerMins),
+		TraceEndS: round3(w.End.Seconds()), OnlinePeerMinutes: round3(w.PeerMins),
 	}
 }
 
