@@ -14,7 +14,7 @@ build:
 	$(GO) build -o $(BIN)/flower-bootstrap ./cmd/flower-bootstrap
 
 # The main job. Until the browser peer lands, `make run` runs the simulator
-# demo (Flower-CDN against Squirrel and origin-only, writing sim.svg), then
+# demo (Flower-CDN against the Squirrel baselines and origin-only, writing sim.svg), then
 # serves the bootstrap service on 127.0.0.1:7700 until interrupted.
 RUNFLAGS ?= --peers 2000 --sites 20 --queries 200000 --seed 7 --warmup 20000
 run: build
@@ -35,8 +35,9 @@ wasm-shared:
 test-short:
 	$(GO) test -count=1 -short ./...
 
+# BENCH_ALL=1 adds the Pastry baselines (squirrel_pns, squirrel_pns_dir).
 bench: build
-	./scripts/bench-sim.sh
+	BENCH_ALL=$(BENCH_ALL) ./scripts/bench-sim.sh
 
 fmt:
 	$(GOFMT) -w $$(git ls-files '*.go')

@@ -1,6 +1,6 @@
 // Command flower is the Flower-CDN operator and researcher CLI.
 //
-//	flower sim [flags]       run the simulator (Flower-CDN vs Squirrel vs origin-only)
+//	flower sim [flags]       run the simulator (Flower-CDN vs Squirrel baselines vs origin-only)
 //	flower loadtest [flags]  load a bootstrap service with simulated peers
 //	flower keygen [flags]    make a site's Ed25519 key pair
 //	flower sign [flags]      sign a static site's files for Flower-CDN

@@ -19,8 +19,10 @@ import (
 const simUsage = `usage: flower sim [flags]
 
 Runs one workload (peers, websites, queries, churn) through Flower-CDN (the
-real protocol core), Squirrel (home-store DHT cache) and origin-only, and
-prints their metrics. docs/simulator.md describes the model and the metrics.
+real protocol core), three Squirrel baselines (home-store over Chord;
+home-store and directory scheme over Pastry with proximity neighbour
+selection) and origin-only, and prints their metrics. docs/simulator.md
+describes the model and the metrics.
 
 flags:
 `
@@ -42,10 +44,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.Queries, "queries", cfg.Queries, "queries to issue (then in-flight ones may finish within --drain)")
 	fs.DurationVar(&cfg.QueryInterval, "query-interval", cfg.QueryInterval, "mean time between two queries of one online peer (Poisson)")
 	churn := fs.String("churn", "60m/60m", `churn as mean ONLINE/OFFLINE times (exponential), or "none" for a static run`)
+	fs.StringVar(&cfg.Workload, "workload", cfg.Workload, `"exp": --peers peers with exponential --churn; "browser": visitors online while a page is open (--peers is then the mean online count)`)
+	fs.IntVar(&cfg.Seeders, "seeders", cfg.Seeders, "browser workload: always-on peers per locality, on top of the visitors")
+	fs.DurationVar(&cfg.SessionMedian, "session-median", cfg.SessionMedian, "browser workload: median session (log-normal)")
+	fs.Float64Var(&cfg.SessionSigma, "session-sigma", cfg.SessionSigma, "browser workload: sigma of the log-normal session")
+	fs.Float64Var(&cfg.ReturnFrac, "return-frac", cfg.ReturnFrac, "browser workload: fraction of departing visitors that come back")
+	fs.DurationVar(&cfg.ReturnMean, "return-mean", cfg.ReturnMean, "browser workload: mean time before a visitor comes back (exponential)")
 	seed := fs.String("seed", "1", "random seed (unsigned 64-bit integer)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the table")
 	plot := fs.String("plot", "", "write an SVG plot (hit ratio and lookup latency over time) to this file")
-	systems := fs.String("systems", strings.Join(sim.AllSystems, ","), "comma-separated systems to run: flower,squirrel,origin")
+	systems := fs.String("systems", strings.Join(sim.AllSystems, ","), "comma-separated systems to run: "+strings.Join(sim.AllSystems, ","))
 	fs.IntVar(&cfg.MaxInterests, "max-interests", cfg.MaxInterests, "each peer is interested in 1..N websites (drawn by website popularity)")
 	zipf := fs.String("zipf", "", "Zipf exponent of both website and object popularity (sets --site-zipf and --object-zipf)")
 	fs.Float64Var(&cfg.SiteZipf, "site-zipf", cfg.SiteZipf, "Zipf exponent of website popularity")
@@ -69,6 +77,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cc.QueryTries, "query-tries", cc.QueryTries, "Flower-CDN: petal contacts asked before the directory")
 	fs.IntVar(&cc.PetalMaxPeers, "petal-max", cc.PetalMaxPeers, "Flower-CDN (PetalUp): content peers per directory instance before a split")
 	fs.IntVar(&cc.InstanceBits, "instance-bits", cc.InstanceBits, "Flower-CDN (PetalUp): key bits for directory instances")
+	fs.BoolVar(&cc.LeaveHandover, "leave-handover", cc.LeaveHandover, "Flower-CDN: a peer leaving cleanly tells its directory, and a directory names its successor (core.Config.LeaveHandover)")
+	fs.Float64Var(&cfg.CleanLeave, "clean-leave", cfg.CleanLeave, "fraction of departures in which the page can still send its last messages (used by --leave-handover)")
 
 	if err := fs.Parse(args); err != nil {
 		return err

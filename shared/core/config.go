@@ -90,6 +90,16 @@ type Config struct {
 	// PetalMaxPeers is the PetalUp-CDN threshold: a directory instance with
 	// more content peers than this splits its petal.
 	PetalMaxPeers int
+
+	// LeaveHandover (beyond the papers; docs/core.md): a node that goes
+	// offline through GoOffline (the page is being closed) says so first.
+	// As a content peer it tells its directory it holds nothing. As a
+	// directory it names a successor, the live content peer of its index up
+	// the longest (content peers say their session age in Push.Up), to its
+	// content peers, which redirect to it at once, and to the successor,
+	// which takes the position at once. Off (the default): a departure is
+	// silent, as in the papers, and Push.Up is 0.
+	LeaveHandover bool
 }
 
 // DefaultConfig returns PROTOCOL.md's default parameters.

@@ -198,8 +198,17 @@ func (n *Node) onPush(from ids.PeerID, m *wire.Push) {
 		n.send(from, &wire.PushAck{Site: m.Site, Key: m.Key, OK: false, Dir: hint})
 		return
 	}
-	if !n.avoiding(from) {
+	switch {
+	case n.cfg.LeaveHandover && m.Full && len(m.Added) == 0 && from != n.id:
+		// A content peer that holds nothing: with LeaveHandover, what a
+		// peer going offline sends. It is no longer a content peer here.
+		p.index.RemovePeer(from)
+	case !n.avoiding(from):
 		p.index.Apply(from, n.now, m.Full, m.Added, m.Removed)
+		if m.Up > 0 {
+			x := p.index.Peer(from)
+			x.UpSince, x.UpKnown = n.now-time.Duration(m.Up)*time.Second, true
+		}
 	}
 	n.deltaSoon(p)
 	ack := &wire.PushAck{Site: m.Site, Key: m.Key, OK: true, Dir: wire.DirInfo{Member: p.ring.Self, Gen: p.gen}}

@@ -222,6 +222,9 @@ func (n *Node) GoOffline(now time.Duration) {
 	}
 	clear(n.queries)
 	clear(n.fetching)
+	if n.cfg.LeaveHandover {
+		n.sayGoodbye()
+	}
 	for _, p := range slices.Clone(n.positions) {
 		sp := n.sites[p.site]
 		sp.ret, sp.wasDir = returnReclaim, p.key
@@ -256,6 +259,7 @@ func (n *Node) Reconnect(now time.Duration) {
 		return
 	}
 	n.online = true
+	n.upSince = n.now
 	for _, site := range n.interest.Sites() {
 		sp := n.sites[site]
 		sp.needFull = true

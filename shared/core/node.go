@@ -37,6 +37,10 @@ type Node struct {
 	rnd    *rand.Rand
 	now    time.Duration
 	online bool
+	// upSince is when the current session began (the first input, or the
+	// last Reconnect): Push.Up with LeaveHandover.
+	upSince time.Duration
+	upKnown bool
 
 	interest  *interest.Manager
 	sites     map[ids.SiteID]*sitePeer
@@ -263,6 +267,9 @@ func (n *Node) Advance() { n.ready.reset() }
 func (n *Node) enter(now time.Duration) {
 	if now > n.now {
 		n.now = now
+	}
+	if !n.upKnown {
+		n.upSince, n.upKnown = n.now, true // the first input starts the first session
 	}
 	n.depth++
 }

@@ -1,6 +1,9 @@
 package core
 
 import (
+	"math"
+	"time"
+
 	"github.com/bits-and-blooms/bloom/v3"
 
 	"github.com/flowercdn/flower/shared/ids"
@@ -203,6 +206,9 @@ func (n *Node) push(sp *sitePeer) {
 			return
 		}
 	}
+	if n.cfg.LeaveHandover {
+		msg.Up = uint32(min((n.now-n.upSince)/time.Second, math.MaxUint32))
+	}
 	sp.needFull = false
 	sp.lastPush = n.now
 	d := sp.dir.Member.ID
@@ -212,7 +218,7 @@ func (n *Node) push(sp *sitePeer) {
 
 func (n *Node) onPushAck(from ids.PeerID, m *wire.PushAck) {
 	sp := n.sites[m.Site]
-	if sp == nil || sp.pushReq == 0 {
+	if sp == nil || n.cfg.LeaveHandover && n.onGoodbye(sp, from, m) || sp.pushReq == 0 {
 		return
 	}
 	r := n.reqs[sp.pushReq]

@@ -23,6 +23,7 @@ const (
 	tForward                     // key, id: forward id
 	tJoin                        // site: a delayed tryJoin
 	tEntryRetry                  // id: retry sequence; the backoff after a failed entry-point request ended
+	tPush                        // site: a full push to the directory a leaving one named (LeaveHandover)
 )
 
 type timer struct {
@@ -69,7 +70,7 @@ func (n *Node) stale(t *timer) bool {
 	case tQuery:
 		q, ok := n.queries[t.id]
 		return !ok || q.stageSeq != t.stage
-	case tGossip, tKeepalive, tJoin:
+	case tGossip, tKeepalive, tJoin, tPush:
 		sp := n.sites[t.site]
 		return sp == nil || sp.epoch != t.id
 	case tEntryRetry:
@@ -156,6 +157,8 @@ func (n *Node) fire(t *timer) {
 		}
 	case tEntryRetry:
 		n.entryRetry()
+	case tPush:
+		n.push(n.sites[t.site])
 	case tForward:
 		p := n.position(t.key)
 		f := p.forwards[t.id]

@@ -18,7 +18,12 @@ import (
 
 // Peer is what the index knows of one content peer.
 type Peer struct {
-	Objs     map[ids.ObjectID]struct{}
+	Objs      map[ids.ObjectID]struct{}
+	FirstSeen time.Duration // when the index first heard of it
+	// UpSince is when the peer's session began, as it said (Push.Up), on
+	// the directory's clock; UpKnown whether it said.
+	UpSince  time.Duration
+	UpKnown  bool
 	LastSeen time.Duration
 	Load     int  // queries redirected to it
 	Suspect  bool // a query sent to it went unanswered since it last spoke
@@ -76,7 +81,7 @@ func comparePeer(a, b ids.PeerID) int { return bytes.Compare(a[:], b[:]) }
 func (x *Index) Touch(id ids.PeerID, now time.Duration) *Peer {
 	p := x.peers[id]
 	if p == nil {
-		p = &Peer{Objs: make(map[ids.ObjectID]struct{})}
+		p = &Peer{Objs: make(map[ids.ObjectID]struct{}), FirstSeen: now}
 		x.peers[id] = p
 	}
 	p.LastSeen = now

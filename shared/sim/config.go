@@ -1,9 +1,11 @@
 // Package sim is the discrete-event simulator of Flower-CDN. It hosts the
 // unchanged protocol core (shared/core) for thousands of peers in one process
-// and runs the same query trace through two baselines, Squirrel (a home-store
-// DHT web cache over all peers) and origin-only, so that the three systems
-// can be compared on hit ratio, lookup latency, transfer distance, origin load
-// and background traffic. docs/simulator.md describes the model.
+// and runs the same query trace through the baselines: Squirrel (a DHT web
+// cache over all peers) home-store over Chord, home-store and directory
+// scheme over Pastry with proximity neighbour selection, and origin-only, so
+// that the systems can be compared on hit ratio, lookup latency, transfer
+// distance, origin load and background traffic. docs/simulator.md describes
+// the model.
 //
 // A run is deterministic: the same Config gives the same Result, apart from
 // wall-clock fields.
@@ -20,12 +22,22 @@ import (
 // System names, as used by Config.Systems and in the output.
 const (
 	SysFlower   = "flower"
-	SysSquirrel = "squirrel"
-	SysOrigin   = "origin"
+	SysSquirrel = "squirrel" // home-store over Chord
+	// SysSquirrelPNS is home-store over Pastry with proximity neighbour
+	// selection, SysSquirrelPNSDir the directory scheme over the same.
+	SysSquirrelPNS    = "squirrel_pns"
+	SysSquirrelPNSDir = "squirrel_pns_dir"
+	SysOrigin         = "origin"
 )
 
 // AllSystems lists every system in output order.
-var AllSystems = []string{SysFlower, SysSquirrel, SysOrigin}
+var AllSystems = []string{SysFlower, SysSquirrel, SysSquirrelPNS, SysSquirrelPNSDir, SysOrigin}
+
+// Workloads.
+const (
+	WorkloadExp     = "exp"
+	WorkloadBrowser = "browser"
+)
 
 // Config is one simulation run.
 type Config struct {
@@ -41,6 +53,26 @@ type Config struct {
 	// ChurnOn and ChurnOff are the mean online session and offline times
 	// (exponential). Both zero: no churn, every peer online all the time.
 	ChurnOn, ChurnOff time.Duration
+
+	// Workload is WorkloadExp (Peers peers with exponential churn, above) or
+	// WorkloadBrowser: visitors online while a page of the site is open.
+	// Peers is then the mean number of visitors online; ChurnOn and ChurnOff
+	// are not used.
+	Workload string
+	// Browser workload: log-normal sessions (median SessionMedian, sigma
+	// SessionSigma); a visitor that leaves returns with probability
+	// ReturnFrac after an exponential time of mean ReturnMean (with its
+	// stored state), or never.
+	SessionMedian time.Duration
+	SessionSigma  float64
+	ReturnFrac    float64
+	ReturnMean    time.Duration
+	// Seeders always-on peers per locality, on top of the others (browser
+	// workload only).
+	Seeders int
+	// CleanLeave is the fraction of departures in which the page can still
+	// send its last messages (Core.LeaveHandover); the others are silent.
+	CleanLeave float64
 
 	// MaxInterests: each peer is interested in 1..MaxInterests websites
 	// (uniform count), drawn without replacement by website popularity.
@@ -90,6 +122,12 @@ func DefaultConfig() Config {
 		QueryInterval: 30 * time.Second,
 		ChurnOn:       60 * time.Minute,
 		ChurnOff:      60 * time.Minute,
+		Workload:      WorkloadExp,
+		SessionMedian: 4 * time.Minute,
+		SessionSigma:  1.2,
+		ReturnFrac:    0.3,
+		ReturnMean:    2 * time.Hour,
+		CleanLeave:    0.5,
 		MaxInterests:  3,
 		SiteZipf:      0.8,
 		ObjectZipf:    0.8,
@@ -103,7 +141,9 @@ func DefaultConfig() Config {
 }
 
 // Static reports whether the run has no churn.
-func (c *Config) Static() bool { return c.ChurnOn == 0 && c.ChurnOff == 0 }
+func (c *Config) Static() bool {
+	return c.Workload != WorkloadBrowser && c.ChurnOn == 0 && c.ChurnOff == 0
+}
 
 // Runs reports whether system s is selected.
 func (c *Config) Runs(s string) bool {
@@ -137,6 +177,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("query interval %v must be positive", c.QueryInterval)
 	case c.ChurnOn < 0 || c.ChurnOff < 0 || (c.ChurnOn == 0) != (c.ChurnOff == 0):
 		return fmt.Errorf("churn %v/%v: both means must be positive (or both zero for a static run)", c.ChurnOn, c.ChurnOff)
+	case c.Workload != WorkloadExp && c.Workload != WorkloadBrowser:
+		return fmt.Errorf("workload %q: want %s or %s", c.Workload, WorkloadExp, WorkloadBrowser)
+	case c.SessionMedian <= 0 || c.SessionSigma < 0 || c.SessionSigma > 4:
+		return fmt.Errorf("browser sessions: median %v must be positive, sigma %g in [0,4]", c.SessionMedian, c.SessionSigma)
+	case c.ReturnFrac < 0 || c.ReturnFrac > 1 || c.ReturnMean <= 0:
+		return fmt.Errorf("browser returns: fraction %g must be in [0,1], mean %v positive", c.ReturnFrac, c.ReturnMean)
+	case c.CleanLeave < 0 || c.CleanLeave > 1:
+		return fmt.Errorf("clean-leave fraction %g must be in [0,1]", c.CleanLeave)
+	case c.Seeders < 0 || c.Seeders > 10000:
+		return fmt.Errorf("seeders %d out of range [0,10000]", c.Seeders)
+	case c.Seeders > 0 && c.Workload != WorkloadBrowser:
+		return fmt.Errorf("seeders need the browser workload")
 	case c.MaxInterests < 1:
 		return fmt.Errorf("max interests %d must be at least 1", c.MaxInterests)
 	case c.SiteZipf < 0 || c.ObjectZipf < 0 || c.SiteZipf > 10 || c.ObjectZipf > 10:
@@ -226,6 +278,10 @@ func ParseSystems(s string) ([]string, error) {
 }
 
 func churnString(c *Config) string {
+	if c.Workload == WorkloadBrowser {
+		return fmt.Sprintf("browser (sessions log-normal median %s sigma %g, %g%% return after %s, %d seeders/locality)",
+			fmtDur(c.SessionMedian), c.SessionSigma, 100*c.ReturnFrac, fmtDur(c.ReturnMean), c.Seeders)
+	}
 	if c.Static() {
 		return "none"
 	}

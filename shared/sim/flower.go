@@ -79,6 +79,10 @@ type part struct {
 	pendQ    map[qkey]int32 // (requester, QID) -> query number, while pending
 	// issuing is the query number being issued (inside Query), -1: none.
 	issuing, issuingNode int32
+	// goingOff is the node inside its GoOffline (-1: none); cleanLeave
+	// whether it leaves cleanly (its last messages go out).
+	goingOff   int32
+	cleanLeave bool
 
 	cur   int32     // the node whose driver the partition is calling
 	env   *partEnv  // the host of this partition's nodes
@@ -141,13 +145,14 @@ func newFlower(w *World, cfg Config) (*flower, error) {
 	f.boot.init(w, registry.New(layout), cfg.Sites*k)
 	for i := 0; i < k; i++ {
 		f.parts = append(f.parts, &part{
-			id:      i,
-			tr:      newTraffic(flowerTraffic),
-			anom:    map[string]int64{},
-			rng:     rand.New(rand.NewPCG(cfg.Seed, streamFlower+uint64(i))),
-			pendQ:   map[qkey]int32{},
-			out:     make([][]cross, k),
-			issuing: -1,
+			id:       i,
+			tr:       newTraffic(flowerTraffic),
+			anom:     map[string]int64{},
+			rng:      rand.New(rand.NewPCG(cfg.Seed, streamFlower+uint64(i))),
+			pendQ:    map[qkey]int32{},
+			out:      make([][]cross, k),
+			issuing:  -1,
+			goingOff: -1,
 		})
 		f.parts[i].tr.end = w.End
 		f.parts[i].env = &partEnv{f: f, pt: f.parts[i]}
@@ -279,7 +284,12 @@ func (f *flower) advance(pt *part) {
 			f.epoch[p]++
 			pt.pending -= int(f.pendN[p])
 			f.pendN[p] = 0
+			// Inside GoOffline the node may say goodbye (Config.Core.
+			// LeaveHandover): those messages go out if it leaves cleanly,
+			// and are lost otherwise.
+			pt.goingOff, pt.cleanLeave = p, f.cleanLeave(int(ti))
 			f.driver(pt, p).GoOffline(pt.now)
+			pt.goingOff = -1
 		case traceUp:
 			f.online[p] = true
 			f.up(pt, p)
@@ -468,6 +478,13 @@ func (pt *part) send(t int, size int) {
 	if pt.now <= pt.tr.end {
 		pt.tr.bytes[t] += int64(size)
 	}
+}
+
+// cleanLeave decides whether the departure at trace entry ti is clean (the
+// page said goodbye): with probability Config.CleanLeave, fixed per entry.
+func (f *flower) cleanLeave(ti int) bool {
+	u := float64(mix64(f.w.cfg.Seed^uint64(ti)*0x9e3779b97f4a7c15^0x636c65616e)>>11) / (1 << 53)
+	return u < f.w.cfg.CleanLeave
 }
 
 func (f *flower) issueTime(qi int32) time.Duration { return f.w.Trace[f.w.QueryPos[qi]].At }

@@ -22,6 +22,9 @@ type partEnv struct {
 // default: encoding is lossless, tests check it).
 func (e *partEnv) SendMsg(to ids.PeerID, m wire.Msg) {
 	pt := e.pt
+	if e.goodbyeLost() {
+		return
+	}
 	pt.send(int(m.Type()), wire.Size(m))
 	e.deliver(pt, to, payload{msg: m})
 }
@@ -29,6 +32,9 @@ func (e *partEnv) SendMsg(to ids.PeerID, m wire.Msg) {
 // Send delivers a wire frame after the one-way latency (Config.Wire).
 func (e *partEnv) Send(to ids.PeerID, frame []byte) {
 	pt := e.pt
+	if e.goodbyeLost() {
+		return
+	}
 	t := 0
 	if len(frame) > 1 {
 		t = int(frame[1])
@@ -37,10 +43,22 @@ func (e *partEnv) Send(to ids.PeerID, frame []byte) {
 	e.deliver(pt, to, payload{frame: frame})
 }
 
+// goodbyeLost reports (and counts) a message sent inside the GoOffline of a
+// node that does not leave cleanly: it never leaves the browser.
+func (e *partEnv) goodbyeLost() bool {
+	pt := e.pt
+	if pt.cur != pt.goingOff || pt.cleanLeave {
+		return false
+	}
+	pt.tr.dropped++
+	pt.anom["goodbyes_lost"]++
+	return true
+}
+
 func (e *partEnv) deliver(pt *part, to ids.PeerID, pay payload) {
 	f, p := e.f, pt.cur
 	dst, ok := f.w.Peer(to)
-	if !ok || !f.online[p] {
+	if !ok || !f.online[p] && p != pt.goingOff {
 		pt.tr.dropped++
 		if !ok {
 			pt.anom["msgs_to_unknown_peer"]++

@@ -82,6 +82,9 @@ func (f *flower) dirMetrics() *DirMetrics {
 			for _, s := range f.w.Interests(int32(p)) {
 				d.RolesEnd[drv.Node().Role(f.w.SiteIDs[s]).String()]++
 			}
+			if int32(p) >= f.w.seedFrom && int32(p) < f.w.seedTo {
+				d.SeederPositionsEnd += int64(len(drv.Node().DirKeys()))
+			}
 		}
 	}
 	return d

@@ -103,6 +103,8 @@ type DirMetrics struct {
 	MaxHoldersPerKey int64 `json:"max_holders_per_key"`
 	// Roles of online peers at the end, per (peer, website of interest).
 	RolesEnd map[string]int64 `json:"roles_end"`
+	// SeederPositionsEnd: of PositionsEnd, those held by seeders.
+	SeederPositionsEnd int64 `json:"seeder_positions_end"`
 }
 
 // Bucket is one time slice of the run, by query issue time.

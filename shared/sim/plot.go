@@ -9,9 +9,19 @@ import (
 )
 
 var plotColors = map[string]string{
-	SysFlower:   "#2ca02c",
-	SysSquirrel: "#1f77b4",
-	SysOrigin:   "#7f7f7f",
+	SysFlower:         "#2ca02c",
+	SysSquirrel:       "#1f77b4",
+	SysSquirrelPNS:    "#ff7f0e",
+	SysSquirrelPNSDir: "#9467bd",
+	SysOrigin:         "#7f7f7f",
+}
+
+// plotDash distinguishes the lines beyond their colour; origin-only (0 in
+// both panels) is dashed and drawn above the x axis.
+var plotDash = map[string]string{
+	SysSquirrelPNS:    "8,3",
+	SysSquirrelPNSDir: "2,3",
+	SysOrigin:         "6,4",
 }
 
 // WritePlot writes a standalone SVG: hit ratio (excluding local hits) and
@@ -40,7 +50,7 @@ func WritePlot(out io.Writer, r *Result) error {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(b, `<text x="%g" y="28" font-size="17" text-anchor="middle" font-weight="bold">%s</text>`+"\n", W/2,
-		html.EscapeString("Flower-CDN vs Squirrel vs origin-only over simulated time"))
+		html.EscapeString("Flower-CDN vs Squirrel (Chord; Pastry with PNS: home-store, directory) vs origin-only"))
 	fmt.Fprintf(b, `<text x="%g" y="50" text-anchor="middle" fill="#444">%s</text>`+"\n", W/2, html.EscapeString(fmt.Sprintf(
 		"%d peers, %d localities, %d websites x %d objects, %d queries, churn %s, seed %d", c.Peers, c.Localities, c.Sites, c.Objects, c.Queries, c.Churn, c.Seed)))
 
@@ -64,8 +74,11 @@ func WritePlot(out io.Writer, r *Result) error {
 	}
 	for _, p := range panels {
 		x0, y0, y1 := left, p.top+panelH, p.top
+		// The y axis starts a little below 0, so that a line at 0 (origin-only)
+		// stays visible above the frame.
+		yMin := -0.04 * p.yMax
 		sx := func(v float64) float64 { return x0 + v/xMax*pw }
-		sy := func(v float64) float64 { return y0 - v/p.yMax*panelH }
+		sy := func(v float64) float64 { return y0 - (v-yMin)/(p.yMax-yMin)*panelH }
 		fmt.Fprintf(b, `<text x="%g" y="%g" font-size="13" font-weight="bold">%s</text>`+"\n", x0, y1-10, html.EscapeString(p.title))
 		fmt.Fprintf(b, `<rect x="%g" y="%g" width="%g" height="%g" fill="none" stroke="#000"/>`+"\n", x0, y1, pw, panelH)
 		for _, t := range ticks(p.yMax) {
@@ -83,7 +96,7 @@ func WritePlot(out io.Writer, r *Result) error {
 		fmt.Fprintf(b, `<text transform="translate(%g,%g) rotate(-90)" text-anchor="middle">%s</text>`+"\n", x0-60, y1+panelH/2, html.EscapeString(p.ylabel))
 		for _, n := range names {
 			m := r.Systems[n]
-			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" points="`, plotColors[n])
+			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="`, plotColors[n], dashAttr(n))
 			for i, bk := range m.Series {
 				if bk.NonLocal == 0 {
 					continue
@@ -101,7 +114,7 @@ func WritePlot(out io.Writer, r *Result) error {
 		lx := x0 + pw + 20
 		for i, n := range names {
 			ly := y1 + 20 + float64(i)*22
-			fmt.Fprintf(b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="3"/>`, lx, ly, lx+28, ly, plotColors[n])
+			fmt.Fprintf(b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="3"%s/>`, lx, ly, lx+28, ly, plotColors[n], dashAttr(n))
 			fmt.Fprintf(b, `<text x="%g" y="%g">%s</text>`+"\n", lx+36, ly+4, legendName(n))
 		}
 	}
@@ -109,14 +122,25 @@ func WritePlot(out io.Writer, r *Result) error {
 	return b.Flush()
 }
 
+func dashAttr(s string) string {
+	if d, ok := plotDash[s]; ok {
+		return fmt.Sprintf(` stroke-dasharray="%s"`, d)
+	}
+	return ""
+}
+
 func legendName(s string) string {
 	switch s {
 	case SysFlower:
 		return "Flower-CDN"
 	case SysSquirrel:
-		return "Squirrel"
+		return "Squirrel, Chord"
+	case SysSquirrelPNS:
+		return "Squirrel, PNS home"
+	case SysSquirrelPNSDir:
+		return "Squirrel, PNS dir."
 	}
-	return "origin-only (0: no P2P)"
+	return "origin-only (0)"
 }
 
 // niceMax rounds v up to 1, 2 or 5 times a power of ten (at least 1).

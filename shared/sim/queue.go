@@ -20,6 +20,13 @@ const (
 	evSqFetched // home node's origin fetch for query qid finished
 	evSqDeliver // object arrives at the requester (from: serving home node)
 
+	// Squirrel's directory scheme (besides evSqArrive and evSqDeliver).
+	evDirForward // the home's forwarded request reaches delegate node (arg: hops)
+	evDirOrigin  // the requester learns it must fetch from the origin (arg: hops)
+	evDirFetched // the requester's origin fetch finished
+	evDirAdd     // the requester's "I hold it" reaches the home node (from: requester)
+	evDirGone    // a delegate's "I do not hold it" reaches the home node (from: delegate)
+
 	// Origin-only.
 	evOrDeliver // object from the origin arrives at the requester
 )

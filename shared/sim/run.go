@@ -56,6 +56,9 @@ type ConfigJSON struct {
 	Queries       int      `json:"queries"`
 	QueryInterval string   `json:"query_interval"`
 	Churn         string   `json:"churn"`
+	Workload      string   `json:"workload"`
+	Seeders       int      `json:"seeders"`
+	PeersTotal    int      `json:"peers_total"` // distinct peers in the trace
 	MaxInterests  int      `json:"max_interests"`
 	SiteZipf      float64  `json:"site_zipf"`
 	ObjectZipf    float64  `json:"object_zipf"`
@@ -79,6 +82,8 @@ type ConfigJSON struct {
 	QueryTries    int     `json:"query_tries"`
 	PetalMax      int     `json:"petal_max"`
 	InstanceBits  int     `json:"instance_bits"`
+	LeaveHandover bool    `json:"leave_handover"`
+	CleanLeave    float64 `json:"clean_leave"`
 
 	TraceEndS         float64 `json:"trace_end_s"`
 	OnlinePeerMinutes float64 `json:"online_peer_minutes"`
@@ -93,12 +98,13 @@ func configJSON(c *Config, w *World) ConfigJSON {
 	return ConfigJSON{
 		Peers: c.Peers, Sites: c.Sites, Objects: c.Objects, Localities: c.Localities, Queries: c.Queries,
 		QueryInterval: fmtDur(c.QueryInterval), Churn: churnString(c), MaxInterests: c.MaxInterests,
+		Workload: c.Workload, Seeders: c.Seeders, PeersTotal: len(w.PeerIDs),
 		SiteZipf: c.SiteZipf, ObjectZipf: c.ObjectZipf, ObjectKB: c.ObjectKB, ObjectSigma: c.ObjectSigma,
 		Seed: c.Seed, Systems: sys, Drain: fmtDur(c.Drain), Warmup: c.Warmup, Buckets: c.Buckets, Wire: c.Wire,
 		CacheMB: float64(cc.CacheBytes) / (1 << 20), View: cc.ViewSize, GossipSubset: cc.GossipSubset,
 		Gossip: fmtDur(cc.GossipPeriod), PushThreshold: cc.PushThreshold, Keepalive: fmtDur(cc.KeepalivePeriod),
 		Stabilize: fmtDur(cc.StabilizePeriod), FixFingers: fmtDur(cc.FixFingersPeriod), QueryTries: cc.QueryTries,
-		PetalMax: cc.PetalMaxPeers, InstanceBits: cc.InstanceBits,
+		PetalMax: cc.PetalMaxPeers, InstanceBits: cc.InstanceBits, LeaveHandover: cc.LeaveHandover, CleanLeave: c.CleanLeave,
 		TraceEndS: round3(w.End.Seconds()), OnlinePeerMinutes: round3(w.PeerMins),
 	}
 }
@@ -147,11 +153,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return f.metrics(), nil
 		})
 	}
-	if cfg.Runs(SysSquirrel) {
+	dhts := []struct {
+		name string
+		make func() (handler, *dht)
+	}{
+		{SysSquirrel, func() (handler, *dht) { s := newSquirrel(w, newChord(w)); return s, &s.dht }},
+		{SysSquirrelPNS, func() (handler, *dht) { s := newSquirrel(w, newPastry(w)); return s, &s.dht }},
+		{SysSquirrelPNSDir, func() (handler, *dht) { s := newSquirrelDir(w, newPastry(w)); return s, &s.dht }},
+	}
+	for _, sys := range dhts {
+		if !cfg.Runs(sys.name) {
+			continue
+		}
 		wg.Add(1)
-		go runOne(SysSquirrel, func() (*Metrics, error) {
-			s := newSquirrel(w)
-			if err := s.run(ctx, s); err != nil {
+		go runOne(sys.name, func() (*Metrics, error) {
+			h, s := sys.make()
+			if err := s.run(ctx, h); err != nil {
 				return nil, err
 			}
 			s.maintenance()

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,8 +115,10 @@ func TestNoFailedQueries(t *testing.T) {
 		if r.Systems[SysOrigin].PeerHits != 0 || r.Systems[SysOrigin].OriginFraction != 1 {
 			t.Errorf("origin-only served from peers: %+v", r.Systems[SysOrigin])
 		}
-		if r.Systems[SysSquirrel].PeerHits == 0 || r.Systems[SysFlower].PeerHits == 0 {
-			t.Errorf("churn=%v: no P2P hits: squirrel %d flower %d", churn, r.Systems[SysSquirrel].PeerHits, r.Systems[SysFlower].PeerHits)
+		for _, name := range []string{SysFlower, SysSquirrel, SysSquirrelPNS, SysSquirrelPNSDir} {
+			if r.Systems[name].PeerHits == 0 || r.Systems[name].LookupHopsMean == 0 {
+				t.Errorf("churn=%v %s: no P2P hits or no hops: %d hits, %.2f hops", churn, name, r.Systems[name].PeerHits, r.Systems[name].LookupHopsMean)
+			}
 		}
 	}
 }
@@ -496,7 +499,7 @@ func TestOutputs(t *testing.T) {
 	if err := WriteTable(&tb, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"hit ratio (excl. local)", "flower", "squirrel", "origin", "lookup ms p95"} {
+	for _, s := range []string{"hit ratio (excl. local)", "flower", "squirrel", "squirrel_pns", "squirrel_pns_dir", "origin", "lookup ms p95", "lookup hops mean"} {
 		if !strings.Contains(tb.String(), s) {
 			t.Errorf("table lacks %q", s)
 		}
@@ -506,9 +509,16 @@ func TestOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(j)
-	if !strings.HasPrefix(js, `{"config":{`) || strings.Index(js, `"flower":`) > strings.Index(js, `"squirrel":`) ||
-		strings.Index(js, `"squirrel":`) > strings.Index(js, `"origin":`) {
+	if !strings.HasPrefix(js, `{"config":{`) {
 		t.Errorf("JSON layout: %.200s", js)
+	}
+	last := -1
+	for _, name := range AllSystems {
+		i := strings.Index(js, `"`+name+`":{"queries"`)
+		if i <= last {
+			t.Errorf("JSON: system %s missing or out of order", name)
+		}
+		last = i
 	}
 
 	var svg bytes.Buffer
@@ -518,6 +528,7 @@ func TestOutputs(t *testing.T) {
 	d := xml.NewDecoder(&svg)
 	lines := 0
 	var texts []string
+	var frames []float64 // bottom y of each panel frame, in order
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -528,8 +539,34 @@ func TestOutputs(t *testing.T) {
 		}
 		switch e := tok.(type) {
 		case xml.StartElement:
-			if e.Name.Local == "polyline" {
+			attr := map[string]string{}
+			for _, a := range e.Attr {
+				attr[a.Name.Local] = a.Value
+			}
+			switch e.Name.Local {
+			case "rect":
+				if attr["fill"] == "none" { // a panel's frame
+					y, _ := strconv.ParseFloat(attr["y"], 64)
+					h, _ := strconv.ParseFloat(attr["height"], 64)
+					frames = append(frames, y+h)
+				}
+			case "polyline":
 				lines++
+				if attr["stroke"] == plotColors[SysOrigin] {
+					// origin-only is 0 in both panels: its line must lie above
+					// the bottom of its panel's frame, not on it.
+					bottom := frames[len(frames)-1]
+					pts := strings.Fields(attr["points"])
+					if len(pts) == 0 {
+						t.Error("origin-only line has no points")
+					}
+					for _, pt := range pts {
+						_, ys, _ := strings.Cut(pt, ",")
+						if y, _ := strconv.ParseFloat(ys, 64); y >= bottom-3 {
+							t.Errorf("origin-only point %s on or under the x axis (frame bottom %.1f)", pt, bottom)
+						}
+					}
+				}
 			}
 		case xml.CharData:
 			texts = append(texts, string(e))
@@ -539,7 +576,7 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("%d polylines, want %d", lines, 2*len(AllSystems))
 	}
 	all := strings.Join(texts, "|")
-	for _, s := range []string{"Flower-CDN", "Squirrel", "origin-only", "simulated time (minutes)", "hit ratio", "lookup latency (ms)"} {
+	for _, s := range []string{"Flower-CDN", "Squirrel, Chord", "Squirrel, PNS home", "Squirrel, PNS dir.", "origin-only", "simulated time (minutes)", "hit ratio", "lookup latency (ms)"} {
 		if !strings.Contains(all, s) {
 			t.Errorf("plot lacks %q", s)
 		}

@@ -1,153 +1,82 @@
 package sim
 
 import (
-	"encoding/binary"
-	"math/bits"
-	"sort"
 	"time"
 
-	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/wire"
 )
 
-// ring is the Chord ring of the online peers for Squirrel: their 64-bit ring
-// positions (the first 8 bytes of the peer id), sorted.
-type ring struct {
-	pos  []uint64
-	node []int32
+// overlay is the DHT a Squirrel variant runs over (Chord, or Pastry with
+// proximity neighbour selection). Its routing state is ideal: always that of
+// the current set of online peers. What keeping it so would cost is modelled
+// by maintenance.
+type overlay interface {
+	up(p int32)
+	down(p int32)
+	// route returns, in path[:0], the peers a message for key visits from
+	// the online peer from, ending at key's home; empty when from is the
+	// home.
+	route(from int32, key uint64, path []int32) []int32
+	// maintNames are the traffic types of the modelled maintenance, and
+	// maintenance their bytes over the run, given the mean hop count of the
+	// routes measured.
+	maintNames() []string
+	maintenance(w *World, meanHops float64) []int64
 }
 
-func ringPos(id ids.PeerID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+// Traffic type of the routed requests of every Squirrel variant; the
+// directory scheme adds its own after it, the overlay's modelled
+// maintenance types come last.
+const sqRoute = 0
 
-func (r *ring) search(x uint64) int {
-	return sort.Search(len(r.pos), func(i int) bool { return r.pos[i] >= x })
-}
-
-func (r *ring) insert(x uint64, n int32) {
-	i := r.search(x)
-	r.pos = append(r.pos, 0)
-	r.node = append(r.node, 0)
-	copy(r.pos[i+1:], r.pos[i:])
-	copy(r.node[i+1:], r.node[i:])
-	r.pos[i], r.node[i] = x, n
-}
-
-func (r *ring) remove(x uint64) {
-	i := r.search(x)
-	if i == len(r.pos) || r.pos[i] != x {
-		return
-	}
-	r.pos = append(r.pos[:i], r.pos[i+1:]...)
-	r.node = append(r.node[:i], r.node[i+1:]...)
-}
-
-// succ is the ring index of the successor of key x: the first position >= x,
-// wrapping around.
-func (r *ring) succ(x uint64) int {
-	i := r.search(x)
-	if i == len(r.pos) {
-		i = 0
-	}
-	return i
-}
-
-// route runs Chord's greedy lookup for key from the online peer at ring
-// position fromPos, with ideal finger tables (finger i of n is the successor
-// of n+2^i over the current ring): at each node, if key is in (n, succ(n)]
-// the next hop is succ(n), the key's home; otherwise the closest finger that
-// precedes key. It returns the ring indices of the path, excluding the start
-// and ending at the home, in path (reused).
-func (r *ring) route(fromPos, key uint64, path []int) []int {
-	path = path[:0]
-	n := len(r.pos)
-	if n == 0 {
-		return path
-	}
-	home := r.succ(key)
-	cur := r.search(fromPos)
-	for cur != home {
-		cp := r.pos[cur]
-		nxt := cur + 1
-		if nxt == n {
-			nxt = 0
-		}
-		d := key - cp // distance cur -> key, mod 2^64; > 0 since cur is not home
-		if d <= r.pos[nxt]-cp || nxt == cur {
-			cur = nxt
-		} else {
-			next := nxt
-			for i := bits.Len64(d-1) - 1; i >= 0; i-- {
-				f := r.succ(cp + 1<<uint(i))
-				if fd := r.pos[f] - cp; fd != 0 && fd < d {
-					next = f
-					break
-				}
-			}
-			cur = next
-		}
-		path = append(path, cur)
-	}
-	return path
-}
-
-// Traffic types of Squirrel. The two chord_* entries are modelled, not
-// simulated: see squirrel.maintenance.
-const (
-	sqRoute = iota
-	sqStabilize
-	sqFixFingers
-)
-
-var squirrelTraffic = []string{"route", "chord_stabilize", "chord_fix_fingers"}
-
-// squirrel is the Squirrel home-store baseline (Iyer, Rowstron, Druschel,
-// PODC 2002): a Chord DHT over all online peers; the home of an object is the
-// successor of hash(URL); a query checks the requester's cache, then goes to
-// the home over ideal Chord routing; the home serves from its cache, or
-// fetches from the origin, caches and serves. Every peer has one LRU cache
-// for its own objects and the ones it is home for.
-type squirrel struct {
+// dht is what the Squirrel variants share: the overlay, the per-peer LRU
+// caches and the routing of a request to an object's home.
+type dht struct {
 	base
-	ring    ring
+	ov      overlay
 	cache   *lru
-	ppos    []uint64
-	path    []int
+	path    []int32
 	reqSize int // bytes of one routed request
+	maint   int // index of the overlay's first traffic type
 
 	routeHops, routes int64
 }
 
-func newSquirrel(w *World) *squirrel {
-	s := &squirrel{base: newBase(w, squirrelTraffic), cache: newLRU(w.quota)}
-	s.ppos = make([]uint64, len(w.PeerIDs))
-	for i, id := range w.PeerIDs {
-		s.ppos[i] = ringPos(id)
+func newDHT(w *World, ov overlay, scheme []string) dht {
+	names := append([]string{"route"}, scheme...)
+	maint := len(names)
+	names = append(names, ov.maintNames()...)
+	return dht{
+		base:    newBase(w, names),
+		ov:      ov,
+		cache:   newLRU(w.quota),
+		reqSize: wire.Size(&wire.Query{Mode: wire.QLookup, NewClient: true}),
+		maint:   maint,
 	}
-	s.reqSize = wire.Size(&wire.Query{Mode: wire.QLookup, NewClient: true})
-	return s
 }
 
-func (s *squirrel) up(p int32)   { s.ring.insert(s.ppos[p], p) }
-func (s *squirrel) down(p int32) { s.ring.remove(s.ppos[p]) }
+func (s *dht) up(p int32)   { s.ov.up(p) }
+func (s *dht) down(p int32) { s.ov.down(p) }
 
-func (s *squirrel) query(qi, p, obj int32) {
-	if s.cache.get(p, obj) {
-		if s.settle(qi, p) {
-			s.res.set(qi, outLocal, 0, 0, 0)
-		}
-		return
+// localHit answers query qi of p from p's own cache, if it holds obj.
+func (s *dht) localHit(qi, p, obj int32) bool {
+	if !s.cache.get(p, obj) {
+		return false
 	}
-	s.routeTo(qi, p, obj, 0)
+	if s.settle(qi, p) {
+		s.res.set(qi, outLocal, 0, 0, 0)
+	}
+	return true
 }
 
-// routeTo sends query qi of p for obj to its home, hops already taken.
-func (s *squirrel) routeTo(qi, p, obj int32, hops int) {
+// routeTo sends query qi of p for obj to its home over the overlay, hops
+// already taken: an evSqArrive event at the home (arg: hops so far).
+func (s *dht) routeTo(qi, p, obj int32, hops int) {
 	key := uint64(s.w.ObjIDs[obj])
-	s.path = s.ring.route(s.ppos[p], key, s.path)
+	s.path = s.ov.route(p, key, s.path)
 	lat := time.Duration(0)
 	prev := p
-	for _, ri := range s.path {
-		n := s.ring.node[ri]
+	for _, n := range s.path {
 		lat += s.w.Lat(prev, n)
 		prev = n
 		s.send(sqRoute, s.reqSize)
@@ -155,6 +84,33 @@ func (s *squirrel) routeTo(qi, p, obj int32, hops int) {
 	s.routes++
 	s.routeHops += int64(len(s.path))
 	s.q.push(event{at: s.now + lat, kind: evSqArrive, node: prev, qid: uint64(qi), arg: int32(hops + len(s.path))})
+}
+
+// maintenance adds the overlay's modelled maintenance traffic.
+func (s *dht) maintenance() {
+	for i, b := range s.ov.maintenance(s.w, ratio(float64(s.routeHops), float64(s.routes))) {
+		s.tr.bytes[s.maint+i] = b
+	}
+}
+
+// squirrel is the Squirrel home-store scheme (Iyer, Rowstron, Druschel,
+// PODC 2002) over an overlay: the home of an object is the peer the overlay
+// routes hash(URL) to; a query checks the requester's cache, then goes to the
+// home; the home serves from its cache, or fetches from the origin, caches
+// and serves. Every peer has one LRU cache for its own objects and the ones
+// it is home for.
+type squirrel struct {
+	dht
+}
+
+func newSquirrel(w *World, ov overlay) *squirrel {
+	return &squirrel{dht: newDHT(w, ov, nil)}
+}
+
+func (s *squirrel) query(qi, p, obj int32) {
+	if !s.localHit(qi, p, obj) {
+		s.routeTo(qi, p, obj, 0)
+	}
 }
 
 func (s *squirrel) handle(ev *event) {
@@ -170,7 +126,7 @@ func (s *squirrel) handle(ev *event) {
 	case evSqArrive:
 		if !s.online[home] {
 			// The home left while the query was routed: route again from the
-			// requester over the current ring (no timeout: ideal).
+			// requester over the current overlay (no timeout: ideal).
 			s.anom["squirrel_reroutes"]++
 			s.routeTo(qi, p, obj, int(ev.arg))
 			return
@@ -204,55 +160,4 @@ func (s *squirrel) handle(ev *event) {
 			s.res.out[qi] = outPeer
 		}
 	}
-}
-
-// maintenance adds the modelled Chord maintenance traffic that ideal routing
-// does not simulate: every online peer stabilizes once per StabilizePeriod
-// (GetPred, PredReply with a full successor list, Notify) and refreshes one
-// finger per FixFingersPeriod (a lookup of the measured mean hop count, and
-// its answer). Same periods and message sizes as Flower-CDN's D-ring.
-func (s *squirrel) maintenance() {
-	cc := &s.w.cfg.Core
-	succs := make([]ids.Member, cc.SuccessorListLen)
-	stab := wire.Size(&wire.GetPred{}) + wire.Size(&wire.PredReply{OK: true, Succs: succs}) + wire.Size(&wire.Notify{})
-	meanHops := ratio(float64(s.routeHops), float64(s.routes))
-	fix := meanHops*float64(wire.Size(&wire.FindSucc{})) + float64(wire.Size(&wire.FoundSucc{}))
-	mins := s.w.PeerMins
-	s.tr.bytes[sqStabilize] = int64(mins * float64(time.Minute) / float64(cc.StabilizePeriod) * float64(stab))
-	s.tr.bytes[sqFixFingers] = int64(mins * float64(time.Minute) / float64(cc.FixFingersPeriod) * fix)
-}
-
-// origin is the origin-only baseline: the browser cache (an LRU with the
-// same per-peer quota as the other systems), then the origin.
-type origin struct {
-	base
-	cache *lru
-}
-
-func newOrigin(w *World) *origin {
-	return &origin{base: newBase(w, nil), cache: newLRU(w.quota)}
-}
-
-func (o *origin) up(int32)   {}
-func (o *origin) down(int32) {}
-
-func (o *origin) query(qi, p, obj int32) {
-	if o.cache.get(p, obj) {
-		if o.settle(qi, p) {
-			o.res.set(qi, outLocal, 0, 0, 0)
-		}
-		return
-	}
-	ol := o.w.OriginLat(o.w.SiteOfObj(obj), o.w.Loc[p])
-	o.res.transfer[qi] = int32(ol / time.Microsecond)
-	o.q.push(event{at: o.now + 2*ol, kind: evOrDeliver, node: p, qid: uint64(qi)})
-}
-
-func (o *origin) handle(ev *event) {
-	qi, p := int32(ev.qid), ev.node
-	if !o.online[p] || !o.settle(qi, p) {
-		return
-	}
-	o.res.out[qi] = outOrigin
-	o.cache.add(p, o.w.Trace[o.w.QueryPos[qi]].Obj, o.w.ObjSize[o.w.Trace[o.w.QueryPos[qi]].Obj])
 }

@@ -2,23 +2,25 @@ package sim
 
 import (
 	"fmt"
-	"github.com/flowercdn/flower/shared/locality"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/locality"
 )
 
 // Streams of the seeded PCG generator. Each consumer of randomness has its own
 // stream so that, for example, running one system more or less never changes
 // the workload another system sees.
 const (
-	streamWorkload = 0x776f726b6c6f6164 // "workload"
-	streamLatency  = 0x6c6174656e637921 // "latency!"
-	streamFlower   = 0x666c6f7765722121 // "flower!!"
-	streamNode     = 0x6e6f646500000000 // "node" + node index
+	streamWorkload    = 0x776f726b6c6f6164 // "workload"
+	streamLatency     = 0x6c6174656e637921 // "latency!"
+	streamFlower      = 0x666c6f7765722121 // "flower!!"
+	streamNode        = 0x6e6f646500000000 // "node" + node index
+	streamSquirrelDir = 0x7371646972212121 // "sqdir!!!"
 )
 
 // Trace event kinds stored in traceEvent.Obj when it is not a query.
@@ -48,6 +50,8 @@ type World struct {
 	intSites   []uint16 // site indices
 	InitOnline []bool
 	peerIdx    map[uint64]int32 // ring position (first 8 id bytes, unique) -> peer
+	// Seeders (browser workload) are the peers [seedFrom, seedTo).
+	seedFrom, seedTo int32
 
 	// Websites and objects. Object o (global index) belongs to site o/Objects.
 	SiteIDs []ids.SiteID
@@ -147,52 +151,64 @@ func NewWorld(cfg Config) (*World, error) {
 	w.objCDF = zipfCDF(cfg.Objects, cfg.ObjectZipf)
 
 	// Peers.
-	w.PeerIDs = make([]ids.PeerID, cfg.Peers)
-	w.Loc = make([]uint8, cfg.Peers)
-	w.intStart = make([]int32, cfg.Peers+1)
+	w.PeerIDs = make([]ids.PeerID, 0, cfg.Peers)
+	w.Loc = make([]uint8, 0, cfg.Peers)
+	w.intStart = make([]int32, 1, cfg.Peers+1)
 	w.peerIdx = make(map[uint64]int32, cfg.Peers)
-	w.quota = make([]int64, cfg.Peers)
-	maxInt := min(cfg.MaxInterests, cfg.Sites)
-	var chosen []uint16
+	w.quota = make([]int64, 0, cfg.Peers)
 	for i := 0; i < cfg.Peers; i++ {
-		var id ids.PeerID
-		for {
-			for j := 0; j < ids.PeerIDLen; j += 8 {
-				v := rng.Uint64()
-				for b := 0; b < 8; b++ {
-					id[j+b] = byte(v >> (56 - 8*b))
-				}
-			}
-			if _, dup := w.peerIdx[ringPos(id)]; !dup && !id.IsZero() {
-				break
-			}
-		}
-		w.PeerIDs[i] = id
-		w.peerIdx[ringPos(id)] = int32(i)
-		w.Loc[i] = uint8(rng.IntN(k))
-		cnt := 1 + rng.IntN(maxInt)
-		chosen = chosen[:0]
-		for len(chosen) < cnt {
-			s := uint16(sampleCDF(w.siteCDF, rng.Float64()))
-			dup := false
-			for _, c := range chosen {
-				dup = dup || c == s
-			}
-			if !dup {
-				chosen = append(chosen, s)
-			}
-		}
-		sort.Slice(chosen, func(a, b int) bool { return chosen[a] < chosen[b] })
-		w.intSites = append(w.intSites, chosen...)
-		w.intStart[i+1] = int32(len(w.intSites))
-		w.quota[i] = cfg.Core.CacheBytes * int64(cnt)
+		w.addPeer(rng, -1)
 	}
 
+	if cfg.Workload == WorkloadBrowser {
+		w.makeBrowserTrace(rng)
+	} else {
+		w.makeTrace(rng)
+	}
 	if err := w.detectLocalities(); err != nil {
 		return nil, err
 	}
-	w.makeTrace(rng)
 	return w, nil
+}
+
+// addPeer adds a peer: a unique id, a region (uniform when region < 0), its
+// websites of interest and its baselines' cache quota. It returns its index.
+func (w *World) addPeer(rng *rand.Rand, region int) int32 {
+	cfg := &w.cfg
+	i := int32(len(w.PeerIDs))
+	var id ids.PeerID
+	for {
+		for j := 0; j < ids.PeerIDLen; j += 8 {
+			v := rng.Uint64()
+			for b := 0; b < 8; b++ {
+				id[j+b] = byte(v >> (56 - 8*b))
+			}
+		}
+		if _, dup := w.peerIdx[ringPos(id)]; !dup && !id.IsZero() {
+			break
+		}
+	}
+	w.PeerIDs = append(w.PeerIDs, id)
+	w.peerIdx[ringPos(id)] = i
+	loc := rng.IntN(w.k)
+	if region >= 0 {
+		loc = region
+	}
+	w.Loc = append(w.Loc, uint8(loc))
+	cnt := 1 + rng.IntN(min(cfg.MaxInterests, cfg.Sites))
+	var buf [16]uint16
+	chosen := buf[:0]
+	for len(chosen) < cnt {
+		s := uint16(sampleCDF(w.siteCDF, rng.Float64()))
+		if !slices.Contains(chosen, s) {
+			chosen = append(chosen, s)
+		}
+	}
+	slices.Sort(chosen)
+	w.intSites = append(w.intSites, chosen...)
+	w.intStart = append(w.intStart, int32(len(w.intSites)))
+	w.quota = append(w.quota, cfg.Core.CacheBytes*int64(cnt))
+	return i
 }
 
 // detectLocalities runs the locality manager (getMyLocality: landmark

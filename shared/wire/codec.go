@@ -237,6 +237,7 @@ func appendMsg(b []byte, m Msg) ([]byte, error) {
 		b = appendBool(b, v.Full)
 		b = appendObjects(b, v.Added)
 		b = appendObjects(b, v.Removed)
+		b = binary.AppendUvarint(b, uint64(v.Up))
 	case *PushAck:
 		if v == nil {
 			return b, errNil(m)

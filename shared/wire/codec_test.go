@@ -103,7 +103,8 @@ func samples() []sample {
 			added: oddAdded},
 		{name: "Shuffle/nosummary", msg: &Shuffle{Site: ids.SiteID(r.Uint64()), View: view(r, 3)}},
 		{name: "Push/full", msg: &Push{Site: ids.SiteID(r.Uint64()), Key: ids.Key(r.Uint64()), Full: true,
-			Added: objects(r, 100)}},
+			Added: objects(r, 100), Up: 3600}},
+		{name: "Push/up-max", msg: &Push{Site: 1, Key: 2, Up: math.MaxUint32}},
 		{name: "Push/delta", msg: &Push{Site: ids.SiteID(r.Uint64()), Key: ids.Key(r.Uint64()),
 			Added: objects(r, 3), Removed: objects(r, 130)}},
 		{name: "Push/keepalive", msg: &Push{Site: 1, Key: 2, Added: []ids.ObjectID{}, Removed: []ids.ObjectID{}}},
@@ -450,9 +451,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"NotFound.View", frame(t, &NotFound{}, 1, uv(MaxView+1)...), ErrTooLarge, "NotFound.View"},
 		{"InitView.View", frame(t, &InitView{}, 1, uv(MaxView+1)...), ErrTooLarge, "InitView.View"},
 		{"Shuffle.View", frame(t, &Shuffle{}, 2, cat(uv(MaxView+1), []byte{0})...), ErrTooLarge, "Shuffle.View"},
-		{"Push.Added", frame(t, &Push{}, 2, cat(uv(MaxIDs+1), uv(0))...), ErrTooLarge, "Push.Added"},
-		{"Push.Removed", frame(t, &Push{}, 1, uv(MaxIDs+1)...), ErrTooLarge, "Push.Removed"},
-		{"Push.Removed after full Added", frame(t, &Push{Added: objs}, 1, uv(MaxIDs+1)...), ErrTooLarge, "Push.Removed"},
+		{"Push.Added", frame(t, &Push{}, 3, cat(uv(MaxIDs+1), uv(0), uv(0))...), ErrTooLarge, "Push.Added"},
+		{"Push.Removed", frame(t, &Push{}, 2, cat(uv(MaxIDs+1), uv(0))...), ErrTooLarge, "Push.Removed"},
+		{"Push.Removed after full Added", frame(t, &Push{Added: objs}, 2, cat(uv(MaxIDs+1), uv(0))...), ErrTooLarge, "Push.Removed"},
+		{"Push.Up", frame(t, &Push{}, 1, uv(math.MaxUint32+1)...), ErrMalformed, "Push.Up"},
 		{"DirSummary.Dirs", frame(t, &DirSummary{}, 2, uv(MaxDirs+1)...), ErrTooLarge, "DirSummary.Dirs"},
 		{"Promote.Dirs", frame(t, &Promote{}, 1, uv(MaxDirs+1)...), ErrTooLarge, "Promote.Dirs"},
 		{"PredReply.Succs", frame(t, &PredReply{}, 1, uv(MaxMembers+1)...), ErrTooLarge, "PredReply.Succs"},
@@ -461,7 +463,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"bloom m", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits+1), []byte{3})...), ErrTooLarge, "DirSummary.Summary.m"},
 		{"bloom k", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(64), []byte{MaxBloomK + 1})...), ErrTooLarge, "DirSummary.Summary.k"},
 
-		{"count beyond input", frame(t, &Push{}, 1, uv(MaxIDs/2)...), ErrTruncated, "Push.Removed"},
+		{"count beyond input", frame(t, &Push{}, 2, uv(MaxIDs/2)...), ErrTruncated, "Push.Removed"},
 		{"bloom beyond input", frame(t, &DirSummary{}, 3, cat([]byte{1}, uv(MaxBloomBits), []byte{3})...), ErrTruncated, "DirSummary.Summary.words"},
 
 		{"bool", frame(t, &Pong{}, 1, 2), ErrMalformed, "Pong.OK"},
@@ -536,7 +538,7 @@ func TestSize(t *testing.T) {
 	}
 	// Size counts what a message over the limits would take.
 	over := &Push{Added: make([]ids.ObjectID, MaxIDs+1)}
-	if want := 2 + 8 + 8 + 1 + uvarintLen(MaxIDs+1) + 8*(MaxIDs+1) + 1; Size(over) != want {
+	if want := 2 + 8 + 8 + 1 + uvarintLen(MaxIDs+1) + 8*(MaxIDs+1) + 1 + 1; Size(over) != want {
 		t.Errorf("Size(over-limit Push) = %d, want %d", Size(over), want)
 	}
 	// Every Age and varint length boundary.

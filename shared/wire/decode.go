@@ -330,6 +330,7 @@ func (d *decoder) push() *Push {
 	}
 	p.Added = d.objects("Added", MaxIDs, "MaxIDs")
 	p.Removed = d.objects("Removed", MaxIDs, "MaxIDs")
+	p.Up = uint32(d.uvarintMax("Up", math.MaxUint32))
 	return p
 }
 

@@ -136,6 +136,10 @@ type Push struct {
 	Full    bool
 	Added   []ids.ObjectID
 	Removed []ids.ObjectID
+	// Up is how long the sender has been online in its current session,
+	// in seconds (0: not said). A directory that hands its position over
+	// names the peer up the longest (core.Config.LeaveHandover).
+	Up uint32
 }
 
 // PushAck answers a Push. OK false: the receiver is not the directory of Key.

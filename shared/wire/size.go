@@ -40,7 +40,7 @@ func Size(m Msg) int {
 		if v == nil {
 			return 0
 		}
-		return headerLen + 2*u64Len + 1 + sizeList(len(v.Added), u64Len) + sizeList(len(v.Removed), u64Len)
+		return headerLen + 2*u64Len + 1 + sizeList(len(v.Added), u64Len) + sizeList(len(v.Removed), u64Len) + uvarintLen(uint64(v.Up))
 	case *PushAck:
 		if v == nil {
 			return 0
