@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
@@ -91,3 +95,26 @@ func ParseEntriesJSON(b []byte) (Entries, error) {
 
 // Empty reports whether the answer lists no member at all.
 func (e Entries) Empty() bool { return len(e.Local)+len(e.Remote)+len(e.Random) == 0 }
+
+// FetchEntries asks a bootstrap service's HTTP API (base: http(s)://host:port)
+// for the entry points of site (an origin) in locality loc: GET /v1/entry.
+func FetchEntries(ctx context.Context, hc *http.Client, base, site string, loc int) (Entries, error) {
+	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", strings.TrimSuffix(base, "/"), url.QueryEscape(site), loc)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return Entries{}, fmt.Errorf("entries: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Entries{}, fmt.Errorf("entries: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Entries{}, fmt.Errorf("entries: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Entries{}, fmt.Errorf("entries: %s: %s", u, resp.Status)
+	}
+	return ParseEntriesJSON(b)
+}

@@ -12,12 +12,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowercdn/flower/bootstrap"
+	"github.com/flowercdn/flower/bootstrap/client"
 	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/rtc"
 	"github.com/flowercdn/flower/shared/security"
@@ -47,7 +52,9 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 	sizeFlag := fs.String("size", "16MiB", "object `size` (e.g. 16MiB, 1MiB)")
 	runs := fs.Int("runs", 10, "number of transfers")
 	newConns := fs.Int("new-conns", 3, "fresh peers timed for the first byte over a new connection")
+	warmup := fs.Int("warmup", 3, "untimed transfers first (the connection's SCTP window and the heap reach their steady size)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the runs to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,9 +68,22 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("bench-transfer: --runs %d: want 1 to 1000", *runs)
 	case *newConns < 1 || *newConns > 50:
 		return fmt.Errorf("bench-transfer: --new-conns %d: want 1 to 50", *newConns)
+	case *warmup < 1 || *warmup > 100:
+		return fmt.Errorf("bench-transfer: --warmup %d: want 1 to 100", *warmup)
 	}
 	tunePeerGC()
-	res, err := benchTransfer(ctx, size, *runs, *newConns)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench-transfer: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench-transfer: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := benchTransfer(ctx, size, *warmup, *runs, *newConns)
 	if err != nil {
 		return fmt.Errorf("bench-transfer: %w", err)
 	}
@@ -78,11 +98,12 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchResult, error) {
+func benchTransfer(ctx context.Context, size int64, warmup, runs, newConns int) (*benchResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Object 0 warms up, 1..runs are the runs, then one per new connection.
-	org, err := startBenchOrigin(ctx, size, 1+runs+newConns)
+	// Objects [0, warmup) warm up, then one per run, then one per new
+	// connection.
+	org, err := startBenchOrigin(ctx, size, warmup+runs+newConns)
 	if err != nil {
 		return nil, err
 	}
@@ -130,26 +151,47 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 		}
 		return nil
 	}
+	// The seeder founds the site's petal; the client starts once the
+	// bootstrap service lists it (else the client would found its own).
 	if err := seed(0); err != nil {
 		return nil, err
 	}
-	client, err := start()
+	for {
+		e, err := client.FetchEntries(ctx, http.DefaultClient, boot, org.url, 0)
+		if err == nil && slices.ContainsFunc(e.Local, func(m ids.Member) bool { return m.ID == seeder.ID() }) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cl, err := start()
 	if err != nil {
 		return nil, err
 	}
-	defer client.Close()
-	// Warm up: join the petal and open the connection to the seeder.
-	if _, err := client.Get(ctx, org.objURL(0)); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
+	defer cl.Close()
+	// Warm up: the client joins the petal and opens its connection to the
+	// seeder, whose SCTP window opens; both heaps reach their size.
+	for i := range warmup {
+		if i > 0 {
+			if err := seed(i); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := cl.Get(ctx, org.objURL(i)); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
 	}
 	res := &benchResult{Size: size}
 	var ttfb []float64
 	for i := range runs {
-		if err := seed(1 + i); err != nil {
+		if err := seed(warmup + i); err != nil {
 			return nil, err
 		}
 		begin := time.Now()
-		r, err := client.Get(ctx, org.objURL(1+i))
+		r, err := cl.Get(ctx, org.objURL(warmup+i))
 		if err != nil {
 			return nil, fmt.Errorf("run %d: %w", i, err)
 		}
@@ -161,14 +203,14 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 	}
 	var ttfbNew []float64
 	for i := range newConns {
-		if err := seed(1 + runs + i); err != nil {
+		if err := seed(warmup + runs + i); err != nil {
 			return nil, err
 		}
 		p, err := start()
 		if err != nil {
 			return nil, err
 		}
-		r, err := p.Get(ctx, org.objURL(1+runs+i))
+		r, err := p.Get(ctx, org.objURL(warmup+runs+i))
 		_ = p.Close()
 		if err != nil {
 			return nil, fmt.Errorf("new connection %d: %w", i, err)
@@ -180,7 +222,7 @@ func benchTransfer(ctx context.Context, size int64, runs, newConns int) (*benchR
 	}
 	var originTTFB []float64
 	for i := range runs {
-		d, err := org.ttfb(ctx, org.objURL(i))
+		d, err := org.ttfb(ctx, org.objURL(warmup+i))
 		if err != nil {
 			return nil, err
 		}
@@ -244,6 +286,7 @@ func startBenchOrigin(ctx context.Context, size int64, n int) (*benchOrigin, err
 		}
 		w.Header().Set(security.StatementHeader, o.hdr[i])
 		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(o.body)))
 		_, _ = w.Write(o.body)
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -100,7 +100,7 @@ func (p *Peer) originGet(ctx context.Context, s *site, rawURL string) (*originRe
 	}
 	defer resp.Body.Close()
 	r := &originResp{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), firstByte: time.Now()}
-	r.body, err = io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxObjectSize+1))
+	r.body, err = readBody(resp, p.cfg.MaxObjectSize)
 	r.lastByte = time.Now()
 	if err != nil {
 		return nil, fmt.Errorf("origin: %s: %w", rawURL, err)
@@ -308,4 +308,18 @@ func (p *Peer) Join(ctx context.Context, origin string) error {
 	}
 	_ = err // the probe fails by design: nobody holds it
 	return nil
+}
+
+// readBody reads a response body of at most limit bytes (limit+1 bytes
+// read mean "too large"). With a Content-Length (which net/http holds the
+// body to) the buffer is made once, at its size.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit+1))
 }

@@ -38,7 +38,8 @@ var ErrNotFound = errors.New("peer: object not in the store")
 // decides what is cached (quota, LRU, expiry); the store follows its
 // Evicts. Implementations are safe for concurrent use.
 type Store interface {
-	// Put stores a verified object, replacing any previous one.
+	// Put stores a verified object, replacing any previous one. The
+	// store may keep body: the caller does not modify it afterwards.
 	Put(e Entry, body []byte) error
 	// Open returns an object's entry and body (ErrNotFound if absent).
 	Open(site ids.SiteID, obj ids.ObjectID) (Entry, io.ReadCloser, error)
@@ -78,7 +79,7 @@ func NewMemStore() *MemStore { return &MemStore{objs: make(map[objKey]memObj)} }
 func (m *MemStore) Put(e Entry, body []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.objs[objKey{e.Site, ids.ObjectOf(e.URL)}] = memObj{e: e, body: bytes.Clone(body)}
+	m.objs[objKey{e.Site, ids.ObjectOf(e.URL)}] = memObj{e: e, body: body}
 	return nil
 }
 

@@ -1,10 +1,9 @@
 package peertest
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -31,18 +30,8 @@ func Eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
 // again.
 func WaitDirectory(t testing.TB, boot, origin string, loc int, id ids.PeerID) {
 	t.Helper()
-	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", boot, url.QueryEscape(origin), loc)
 	Eventually(t, fmt.Sprintf("the bootstrap lists %s as directory of locality %d", id.Short(), loc), 10*time.Second, func() bool {
-		resp, err := http.Get(u)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return false
-		}
-		e, err := client.ParseEntriesJSON(b)
+		e, err := client.FetchEntries(context.Background(), http.DefaultClient, boot, origin, loc)
 		return err == nil && slices.ContainsFunc(e.Local, func(m ids.Member) bool { return m.ID == id })
 	})
 }
