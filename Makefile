@@ -54,6 +54,13 @@ clean:
 
 # Bootstrap service benchmark: `flower loadtest` against the real binary at
 # 10k and 50k peers (BENCH_100K=1 adds 100k); prints JSON.
+# P2P transfer benchmark: two native peers over WebRTC on 127.0.0.1 with the
+# bootstrap service and a signed local origin; prints JSON.
+.PHONY: bench-transfer
+bench-transfer: build
+	./$(BIN)/flower bench-transfer --size 16MiB --runs 10 --json
+	./$(BIN)/flower bench-transfer --size 1MiB --runs 10 --json
+
 .PHONY: bench-bootstrap
 bench-bootstrap:
 	./scripts/bench-bootstrap.sh
