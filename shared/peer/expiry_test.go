@@ -72,8 +72,7 @@ func TestExpiryDuringTransfer(t *testing.T) {
 	hub := newHub()
 	p1 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	get(t, p1, o.URL+"/dyn/long.bin")
-	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	waitFounder(t, boot, o, p1)
 	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	if r := get(t, p2, o.URL+"/dyn/long.bin"); r.Source != core.SourcePeer || r.Peer != p1.ID() {
 		t.Fatalf("petal fetch: %s", describe(r))
@@ -123,8 +122,7 @@ func TestExpiredNotServed(t *testing.T) {
 	// with one in between is up to the host.
 	p1 := startPeerWith(t, boot, o, hub.factory(), 0, nil, nil, func(c *peer.Config) { c.Core.KeepalivePeriod = time.Minute })
 	get(t, p1, o.URL+"/dyn/long.bin")
-	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	waitFounder(t, boot, o, p1)
 	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	get(t, p2, o.URL+"/dyn/long.bin")
 	peertest.Eventually(t, "p2 joins p1's petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
@@ -180,8 +178,7 @@ func TestStaleStatementNotMalice(t *testing.T) {
 	hub := newHub()
 	p1 := startPeer(t, boot, o, hub.factory(), 0, staleStore{Store: peer.NewMemStore(), o: o}, nil)
 	get(t, p1, o.URL+"/dyn/long.bin")
-	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	waitFounder(t, boot, o, p1)
 	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	if r := get(t, p2, o.URL+"/dyn/long.bin"); r.Source != core.SourceOrigin {
 		t.Fatalf("stale statement: %s", describe(r))

@@ -62,6 +62,10 @@ func startPeerWith(t *testing.T, boot string, o *peertest.Origin, newNet peer.Ne
 	cfg.SummaryMinInterval = 100 * time.Millisecond
 	cfg.StabilizePeriod = 300 * time.Millisecond
 	cfg.JoinJitter = 10 * time.Millisecond
+	// Loopback RTTs are tiny, but these tests share two cores with the
+	// whole suite (with -race): RTT-derived timeouts would fire on busy
+	// peers and empty small views.
+	cfg.MinTimeout = cfg.RequestTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pcfg := peer.Config{
@@ -92,4 +96,13 @@ func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
 
 func describe(r *peer.Result) string {
 	return fmt.Sprintf("%s from %s (peer %s, loc %d, %d bytes)", r.URL, r.Source, r.Peer.Short(), r.Locality, len(r.Body))
+}
+
+// waitFounder waits until p, the first peer of the site, holds its
+// locality's directory position and the bootstrap service lists it: a peer
+// started before that would found D-ring again.
+func waitFounder(t *testing.T, boot string, o *peertest.Origin, p *peer.Peer) {
+	t.Helper()
+	peertest.Eventually(t, "the first peer founds D-ring as directory", 5*time.Second, func() bool { return p.Role(o.URL) == core.RoleDirectory })
+	peertest.WaitDirectory(t, boot, o.URL, p.Locality(), p.ID())
 }

@@ -18,8 +18,7 @@ func TestJoinProbe(t *testing.T) {
 	if err := p1.Join(t.Context(), o.URL); err != nil {
 		t.Fatal(err)
 	}
-	peertest.Eventually(t, "p1 founds D-ring", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
-	peertest.WaitDirectory(t, boot, o.URL, 0, p1.ID())
+	waitFounder(t, boot, o, p1)
 	p2 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	if err := p2.Join(t.Context(), o.URL); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func TestPeerHost(t *testing.T) {
 	if r.Source != core.SourceOrigin || !r.Verified || !r.Shared || !bytes.Equal(r.Body, o.Body("/static/a.bin")) {
 		t.Fatalf("first fetch: %s verified %v shared %v", describe(r), r.Verified, r.Shared)
 	}
-	peertest.Eventually(t, "p1 founds D-ring as directory", 5*time.Second, func() bool { return p1.Role(o.URL) == core.RoleDirectory })
+	waitFounder(t, boot, o, p1)
 	if r = get(t, p1, o.URL+"/static/a.bin"); r.Source != core.SourceLocal {
 		t.Fatalf("second fetch by the same peer: %s", describe(r))
 	}

@@ -23,6 +23,7 @@ func TestRestartRejoinsFromStoredView(t *testing.T) {
 	p1 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
 	get(t, p1, o.URL+"/static/a.bin")
 	get(t, p1, o.URL+"/static/b.bin")
+	waitFounder(t, boot, o, p1)
 
 	dir := t.TempDir()
 	store, err := peer.OpenDiskStore(dir)
@@ -35,6 +36,12 @@ func TestRestartRejoinsFromStoredView(t *testing.T) {
 		t.Fatalf("before the restart: %s", describe(r))
 	}
 	peertest.Eventually(t, "p2 in the petal", 5*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
+	// The reconnection rule needs a stored view to rejoin from.
+	peertest.Eventually(t, "p2 has petal contacts in its view", 10*time.Second, func() bool {
+		var n int
+		p2.Node(func(nd *core.Node) { n = nd.ViewLen(ids.SiteOf(o.URL)) })
+		return n > 0
+	})
 	if err := p2.Close(); err != nil {
 		t.Fatal(err)
 	}

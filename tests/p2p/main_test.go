@@ -116,6 +116,10 @@ func startPeer(t *testing.T, boot, origin string, o peerOpts) *peer.Peer {
 	cfg.StabilizePeriod = 300 * time.Millisecond
 	cfg.RingCheckPeriod = time.Second
 	cfg.JoinJitter = 10 * time.Millisecond
+	// Loopback RTTs are tiny, but these tests share two cores with the
+	// whole suite (with -race): RTT-derived timeouts would fire on busy
+	// peers and empty small views.
+	cfg.MinTimeout = cfg.RequestTimeout
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rc := rtc.Config{Logger: log, ConnectTimeout: 5 * time.Second}
 	rc.Native.IncludeLoopback = true

@@ -96,6 +96,12 @@ func TestOverWebRTC(t *testing.T) {
 
 	// A restarted peer rejoins its petal from its stored view, without
 	// asking for entry points.
+	// The reconnection rule needs a stored view to rejoin from.
+	peertest.Eventually(t, "p2 has petal contacts in its view", 10*time.Second, func() bool {
+		var n int
+		p2.Node(func(nd *core.Node) { n = nd.ViewLen(ids.SiteOf(o.URL)) })
+		return n > 0
+	})
 	if err := p2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +148,11 @@ func TestOverWebRTC(t *testing.T) {
 		t.Fatalf("after the directory left: %s", describe(r))
 	}
 	get(t, p4, o.URL+"/dyn/e.bin")
+	peertest.Eventually(t, "the new directory indexes p4's e.bin", 10*time.Second, func() bool {
+		var ok bool
+		p2.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/dyn/e.bin")) })
+		return ok
+	})
 	if r := get(t, p2, o.URL+"/dyn/e.bin"); r.Source != core.SourcePeer || r.Peer != p4.ID() {
 		t.Fatalf("new directory's petal: %s", describe(r))
 	}
