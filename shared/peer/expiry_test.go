@@ -100,11 +100,7 @@ func TestExpiryDuringTransfer(t *testing.T) {
 	}
 	// p1 is not avoided: p2 still gets objects from it.
 	get(t, p1, o.URL+"/dyn/other.bin")
-	peertest.Eventually(t, "p1 indexes other.bin", 5*time.Second, func() bool {
-		var ok bool
-		p1.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/dyn/other.bin")) })
-		return ok
-	})
+	peertest.WaitIndexed(t, p1, o.URL, o.URL+"/dyn/other.bin")
 	if r := get(t, p2, o.URL+"/dyn/other.bin"); r.Source != core.SourcePeer || r.Peer != p1.ID() {
 		t.Fatalf("after the expired transfer: %s", describe(r))
 	}

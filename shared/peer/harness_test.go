@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -55,17 +54,7 @@ func startPeerWith(t *testing.T, boot string, o *peertest.Origin, newNet peer.Ne
 	if store == nil {
 		store = peer.NewMemStore()
 	}
-	cfg := core.DefaultConfig()
-	cfg.GossipPeriod = 500 * time.Millisecond
-	cfg.KeepalivePeriod = 500 * time.Millisecond
-	cfg.SummaryPeriod = 300 * time.Millisecond
-	cfg.SummaryMinInterval = 100 * time.Millisecond
-	cfg.StabilizePeriod = 300 * time.Millisecond
-	cfg.JoinJitter = 10 * time.Millisecond
-	// Loopback RTTs are tiny, but these tests share two cores with the
-	// whole suite (with -race): RTT-derived timeouts would fire on busy
-	// peers and empty small views.
-	cfg.MinTimeout = cfg.RequestTimeout
+	cfg := peertest.FastCore()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pcfg := peer.Config{
@@ -83,21 +72,6 @@ func startPeerWith(t *testing.T, boot string, o *peertest.Origin, newNet peer.Ne
 	return p
 }
 
-func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	r, err := p.Get(ctx, url)
-	if err != nil {
-		t.Fatalf("get %s: %v", url, err)
-	}
-	return r
-}
-
-func describe(r *peer.Result) string {
-	return fmt.Sprintf("%s from %s (peer %s, loc %d, %d bytes)", r.URL, r.Source, r.Peer.Short(), r.Locality, len(r.Body))
-}
-
 // waitFounder waits until p, the first peer of the site, holds its
 // locality's directory position and the bootstrap service lists it: a peer
 // started before that would found D-ring again.
@@ -106,3 +80,10 @@ func waitFounder(t *testing.T, boot string, o *peertest.Origin, p *peer.Peer) {
 	peertest.Eventually(t, "the first peer founds D-ring as directory", 5*time.Second, func() bool { return p.Role(o.URL) == core.RoleDirectory })
 	peertest.WaitDirectory(t, boot, o.URL, p.Locality(), p.ID())
 }
+
+func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
+	t.Helper()
+	return peertest.Get(t, p, url)
+}
+
+func describe(r *peer.Result) string { return peertest.Describe(r) }

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/peer"
+	"github.com/flowercdn/flower/shared/peer/peertest"
 	"github.com/flowercdn/flower/shared/rtc"
 )
 
@@ -108,18 +108,7 @@ func startPeer(t *testing.T, boot, origin string, o peerOpts) *peer.Peer {
 	if o.store == nil {
 		o.store = peer.NewMemStore()
 	}
-	cfg := core.DefaultConfig()
-	cfg.GossipPeriod = 500 * time.Millisecond
-	cfg.KeepalivePeriod = 500 * time.Millisecond
-	cfg.SummaryPeriod = 300 * time.Millisecond
-	cfg.SummaryMinInterval = 100 * time.Millisecond
-	cfg.StabilizePeriod = 300 * time.Millisecond
-	cfg.RingCheckPeriod = time.Second
-	cfg.JoinJitter = 10 * time.Millisecond
-	// Loopback RTTs are tiny, but these tests share two cores with the
-	// whole suite (with -race): RTT-derived timeouts would fire on busy
-	// peers and empty small views.
-	cfg.MinTimeout = cfg.RequestTimeout
+	cfg := peertest.FastCore()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rc := rtc.Config{Logger: log, ConnectTimeout: 5 * time.Second}
 	rc.Native.IncludeLoopback = true
@@ -138,15 +127,7 @@ func startPeer(t *testing.T, boot, origin string, o peerOpts) *peer.Peer {
 
 func get(t *testing.T, p *peer.Peer, url string) *peer.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	r, err := p.Get(ctx, url)
-	if err != nil {
-		t.Fatalf("get %s: %v", url, err)
-	}
-	return r
+	return peertest.Get(t, p, url)
 }
 
-func describe(r *peer.Result) string {
-	return fmt.Sprintf("%s from %s (peer %s, locality %d, %d bytes, verified %v)", r.URL, r.Source, r.Peer.Short(), r.Locality, len(r.Body), r.Verified)
-}
+func describe(r *peer.Result) string { return peertest.Describe(r) }

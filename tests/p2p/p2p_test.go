@@ -52,11 +52,7 @@ func TestOverWebRTC(t *testing.T) {
 	peertest.Eventually(t, "p2 content peer of locality 0", 10*time.Second, func() bool { return p2.Role(o.URL) == core.RoleContent })
 	// A 2 MiB object crosses in chunks.
 	get(t, p2, o.URL+"/static/c.bin")
-	peertest.Eventually(t, "p1's index lists p2 as holder of c.bin", 10*time.Second, func() bool {
-		var ok bool
-		p1.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/static/c.bin")) })
-		return ok
-	})
+	peertest.WaitIndexed(t, p1, o.URL, o.URL+"/static/c.bin")
 	if r := get(t, p1, o.URL+"/static/c.bin"); r.Source != core.SourcePeer || !bytes.Equal(r.Body, o.Body("/static/c.bin")) {
 		t.Fatalf("2 MiB object: %s", describe(r))
 	}
@@ -148,11 +144,7 @@ func TestOverWebRTC(t *testing.T) {
 		t.Fatalf("after the directory left: %s", describe(r))
 	}
 	get(t, p4, o.URL+"/dyn/e.bin")
-	peertest.Eventually(t, "the new directory indexes p4's e.bin", 10*time.Second, func() bool {
-		var ok bool
-		p2.Node(func(n *core.Node) { ok = n.IndexHolds(ids.SiteOf(o.URL), ids.ObjectOf(o.URL+"/dyn/e.bin")) })
-		return ok
-	})
+	peertest.WaitIndexed(t, p2, o.URL, o.URL+"/dyn/e.bin")
 	if r := get(t, p2, o.URL+"/dyn/e.bin"); r.Source != core.SourcePeer || r.Peer != p4.ID() {
 		t.Fatalf("new directory's petal: %s", describe(r))
 	}
