@@ -34,7 +34,12 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk store: %w", err)
 	}
-	return &DiskStore{dir: dir, lock: lock}, nil
+	d := &DiskStore{dir: dir, lock: lock}
+	if err := d.removeTemps(); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // Close releases the directory. A Peer closes its store when it stops.
@@ -67,14 +72,16 @@ func (d *DiskStore) Put(e Entry, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(d.path(e.Site, obj, "")), 0o700); err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
-	if err := writeAtomic(d.path(e.Site, obj, ".body"), body); err != nil {
+	// Objects are not synced: a body a crash cut short fails Open's size
+	// check, and a stored object is verified again before use.
+	if err := writeAtomic(d.path(e.Site, obj, ".body"), body, false); err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
 	meta, err := json.Marshal(diskMeta{URL: e.URL, Statement: e.Statement, Size: e.Size})
 	if err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
-	if err := writeAtomic(d.path(e.Site, obj, ".meta"), meta); err != nil {
+	if err := writeAtomic(d.path(e.Site, obj, ".meta"), meta, false); err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
 	return nil
@@ -182,18 +189,23 @@ func (d *DiskStore) LoadState() ([]byte, error) {
 
 // SaveState implements Store.
 func (d *DiskStore) SaveState(b []byte) error {
-	if err := writeAtomic(filepath.Join(d.dir, "state.json"), b); err != nil {
+	if err := writeAtomic(filepath.Join(d.dir, "state.json"), b, true); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
 }
 
-func writeAtomic(path string, b []byte) error {
+// writeAtomic writes b to a temporary file renamed to path; with sync, the
+// file reaches the disk before the rename.
+func writeAtomic(path string, b []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
+	if err == nil && sync {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -204,4 +216,20 @@ func writeAtomic(path string, b []byte) error {
 		_ = os.Remove(f.Name())
 	}
 	return err
+}
+
+// removeTemps deletes the temporary files a crash left behind (the store
+// is locked: no writer of ours is running).
+func (d *DiskStore) removeTemps() error {
+	return filepath.WalkDir(d.dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-") {
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("disk store: %w", err)
+			}
+		}
+		return nil
+	})
 }

@@ -97,6 +97,27 @@ func TestLoadIdentity(t *testing.T) {
 	}
 }
 
+func TestDiskStoreRemovesTemps(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	stale := filepath.Join(dir, "objects", ".tmp-123")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err = OpenDiskStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a crash's temporary file survived the reopen: %v", err)
+	}
+}
+
 func TestDiskStoreLock(t *testing.T) {
 	dir := t.TempDir()
 	d, err := OpenDiskStore(dir)
