@@ -389,3 +389,13 @@ func (n *Node) IndexHolds(site ids.SiteID, obj ids.ObjectID) bool {
 	p := n.positionFor(site)
 	return p != nil && p.index.Holds(obj)
 }
+
+// CachedVersion reports whether the node caches obj of site, and which
+// version (the host checks it before it stores bytes the node may refuse).
+func (n *Node) CachedVersion(site ids.SiteID, obj ids.ObjectID) (uint64, bool) {
+	sp := n.sites[site]
+	if sp == nil || !sp.cache.Contains(obj) {
+		return 0, false
+	}
+	return sp.cache.Version(obj), true
+}

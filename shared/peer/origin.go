@@ -209,16 +209,17 @@ func (p *Peer) fetchForQuery(qid uint64, q *pending) {
 	r, err := p.originGet(p.ctx, q.site, q.url)
 	ok := err == nil && r.status == http.StatusOK
 	var obj = p.objectMeta(security.Signed{}, 0)
+	var e Entry
+	stored := false
 	if ok {
 		obj.Size = int64(len(r.body))
 		obj.Private = true
 		if r.signed != nil {
 			obj = p.objectMeta(*r.signed, int64(len(r.body)))
-			e := Entry{Site: q.site.id, URL: q.url, Statement: r.raw, Size: obj.Size}
-			if perr := p.cfg.Store.Put(e, r.body); perr != nil {
-				p.stats.storeErrors.Add(1)
-				p.log.Warn("store", "url", q.url, "err", perr)
-				obj.Private = true
+			e = Entry{Site: q.site.id, URL: q.url, Statement: r.raw, Size: obj.Size}
+			var serr error
+			if stored, serr = p.storeFor(qid, q, e, r.signed.Version, r.body); serr != nil {
+				obj.Private = true // no bytes to serve it from
 			}
 		}
 	}
@@ -232,6 +233,9 @@ func (p *Peer) fetchForQuery(qid uint64, q *pending) {
 			}
 		}
 		p.drv.FetchDone(now, qid, ok, obj)
+		if stored {
+			p.dropIfRefused(e, r.signed.Version)
+		}
 	})
 }
 

@@ -179,10 +179,7 @@ func (s *recvSink) close(err error) {
 		return
 	}
 	e := Entry{Site: s.q.site.id, URL: s.q.url, Statement: s.raw, Size: s.size}
-	if err := p.cfg.Store.Put(e, s.buf); err != nil {
-		p.stats.storeErrors.Add(1)
-		p.log.Warn("store", "url", s.q.url, "err", err)
-	}
+	stored, _ := p.storeFor(s.qid, s.q, e, s.signed.Version, s.buf)
 	obj := p.objectMeta(s.signed, s.size)
 	p.input(func(now time.Duration) {
 		s.q.receiving = false
@@ -191,7 +188,48 @@ func (s *recvSink) close(err error) {
 			s.q.lastByte = time.Now()
 		}
 		p.drv.Delivered(now, s.qid, s.from, obj)
+		if stored {
+			p.dropIfRefused(e, s.signed.Version)
+		}
 	})
+}
+
+// storeFor stores a verified object for query qid unless the node would
+// not take it: the query is no longer the node's (it moved on), or the
+// node caches a version as new. It reports whether it stored, and a store
+// failure.
+func (p *Peer) storeFor(qid uint64, q *pending, e Entry, version uint64, body []byte) (bool, error) {
+	p.mu.Lock()
+	take := !p.closed && p.queries[qid] == q
+	if take {
+		if v, ok := p.drv.Node().CachedVersion(e.Site, ids.ObjectOf(e.URL)); ok && v >= version {
+			take = false
+		}
+	}
+	p.mu.Unlock()
+	if !take {
+		return false, nil
+	}
+	if err := p.cfg.Store.Put(e, body); err != nil {
+		p.stats.storeErrors.Add(1)
+		p.log.Warn("store", "url", e.URL, "err", err)
+		return false, err
+	}
+	return true, nil
+}
+
+// dropIfRefused deletes a stored object the node did not cache after all
+// (over the quota, already stale). Called under p.mu, after the input that
+// offered it.
+func (p *Peer) dropIfRefused(e Entry, version uint64) {
+	obj := ids.ObjectOf(e.URL)
+	if v, ok := p.drv.Node().CachedVersion(e.Site, obj); ok && v == version {
+		return
+	}
+	if err := p.cfg.Store.Delete(e.Site, obj); err != nil {
+		p.stats.storeErrors.Add(1)
+		p.log.Warn("drop refused object", "url", e.URL, "err", err)
+	}
 }
 
 // objectMeta is what the core keeps of a verified object: its expiry moved

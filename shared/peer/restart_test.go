@@ -103,3 +103,28 @@ func TestRestartSmallerQuota(t *testing.T) {
 		t.Fatalf("after the restart with a 40 KiB quota: the node holds %d objects, the store %d", held, len(l))
 	}
 }
+
+// TestStoreFollowsTheNode: an object the node does not cache (larger than
+// its quota) is answered but does not stay in the store, where nothing
+// would ever evict it.
+func TestStoreFollowsTheNode(t *testing.T) {
+	o := peertest.NewOrigin(t, map[string]int{"/static/big.bin": 64 << 10, "/static/small.bin": 4 << 10})
+	boot := startBootstrap(t, 1, o.URL)
+	store := peer.NewMemStore()
+	p := startPeerWith(t, boot, o, newHub().factory(), 0, store, nil, func(c *peer.Config) { c.Core.CacheBytes = 16 << 10 })
+	if r := get(t, p, o.URL+"/static/small.bin"); r.Source != core.SourceOrigin || !r.Shared {
+		t.Fatalf("small object: %s", describe(r))
+	}
+	if r := get(t, p, o.URL+"/static/big.bin"); r.Source != core.SourceOrigin || len(r.Body) != 64<<10 {
+		t.Fatalf("big object: %s", describe(r))
+	}
+	var cached int
+	p.Node(func(n *core.Node) { cached = n.CacheLen(ids.SiteOf(o.URL)) })
+	list, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != cached {
+		t.Fatalf("the store holds %d objects, the node caches %d", len(list), cached)
+	}
+}
