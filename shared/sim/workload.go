@@ -119,12 +119,7 @@ func (w *World) makeBrowserTrace(rng *rand.Rand) {
 			}
 		default:
 			advance(tq)
-			p := onl[rng.IntN(len(onl))]
-			site := w.pickSite(p, rng)
-			obj := int32(site*cfg.Objects + sampleCDF(w.objCDF, rng.Float64()))
-			w.QueryOf = append(w.QueryOf, int32(len(w.QueryPos)))
-			w.QueryPos = append(w.QueryPos, int32(len(w.Trace)))
-			w.Trace = append(w.Trace, traceEvent{At: now, Peer: p, Obj: obj})
+			w.addQuery(now, onl[rng.IntN(len(onl))], rng)
 		}
 	}
 	w.End = now

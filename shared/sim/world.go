@@ -398,15 +398,20 @@ func (w *World) makeTrace(rng *rand.Rand) {
 			break // nobody will ever be online (cannot happen with churn)
 		}
 		advance(tq)
-		p := onl[rng.IntN(len(onl))]
-		site := w.pickSite(p, rng)
-		obj := int32(site*cfg.Objects + sampleCDF(w.objCDF, rng.Float64()))
-		w.QueryOf = append(w.QueryOf, int32(len(w.QueryPos)))
-		w.QueryPos = append(w.QueryPos, int32(len(w.Trace)))
-		w.Trace = append(w.Trace, traceEvent{At: now, Peer: p, Obj: obj})
+		w.addQuery(now, onl[rng.IntN(len(onl))], rng)
 	}
 	w.End = now
 	w.PeerMins = peerNS / float64(time.Minute)
+}
+
+// addQuery appends to the trace a query of online peer p at now: one of
+// its websites by popularity, an object of it by the object popularity.
+func (w *World) addQuery(now time.Duration, p int32, rng *rand.Rand) {
+	site := w.pickSite(p, rng)
+	obj := int32(site*w.cfg.Objects + sampleCDF(w.objCDF, rng.Float64()))
+	w.QueryOf = append(w.QueryOf, int32(len(w.QueryPos)))
+	w.QueryPos = append(w.QueryPos, int32(len(w.Trace)))
+	w.Trace = append(w.Trace, traceEvent{At: now, Peer: p, Obj: obj})
 }
 
 // pickSite picks one of peer p's websites, weighted by website popularity.
