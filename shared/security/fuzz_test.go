@@ -23,17 +23,10 @@ func FuzzDecodeSigned(f *testing.F) {
 	f.Add(encodeRaw(1, 0xffffffff, "", 0, "", 0))
 	f.Add([]byte{})
 	pub := k.Public()
-	sentinels := []error{ErrTruncated, ErrTooLarge, ErrMalformed, ErrVersion}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeSigned(b)
 		if err != nil {
-			n := 0
-			for _, e := range sentinels {
-				if errors.Is(err, e) {
-					n++
-				}
-			}
-			if n != 1 {
+			if n := decodeSentinels(err); n != 1 {
 				t.Fatalf("error %v wraps %d decode sentinels, want 1", err, n)
 			}
 			return
@@ -47,4 +40,16 @@ func FuzzDecodeSigned(f *testing.F) {
 		}
 		_ = Verify(pub, s, s.URL, nil, testNow)
 	})
+}
+
+// decodeSentinels counts the decode sentinels err wraps: a decoder's error
+// wraps exactly one.
+func decodeSentinels(err error) int {
+	n := 0
+	for _, e := range []error{ErrTruncated, ErrTooLarge, ErrMalformed, ErrVersion} {
+		if errors.Is(err, e) {
+			n++
+		}
+	}
+	return n
 }
