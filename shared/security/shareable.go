@@ -43,14 +43,14 @@ func Shareable(method string, reqHeader, respHeader http.Header, status int) (ok
 	if has(respHeader, "Set-Cookie") {
 		return false, "response sets a cookie"
 	}
-	for _, d := range headerList(respHeader, "Cache-Control") {
+	for _, d := range HeaderList(respHeader, "Cache-Control") {
 		name, _, _ := strings.Cut(d, "=")
 		switch name = strings.ToLower(strings.TrimSpace(name)); name {
 		case "private", "no-store":
 			return false, "Cache-Control: " + name
 		}
 	}
-	for _, v := range headerList(respHeader, "Vary") {
+	for _, v := range HeaderList(respHeader, "Vary") {
 		switch v = strings.ToLower(strings.TrimSpace(v)); v {
 		case "*", "cookie", "authorization", "proxy-authorization":
 			return false, "Vary: " + v
@@ -59,9 +59,9 @@ func Shareable(method string, reqHeader, respHeader http.Header, status int) (ok
 	return true, ""
 }
 
-// values returns every value of the header name in h, whatever the case of
-// the map keys.
-func values(h http.Header, name string) []string {
+// HeaderValues returns every value of the header name in h, whatever the
+// case of the map keys (a handler may set non-canonical keys directly).
+func HeaderValues(h http.Header, name string) []string {
 	var vs []string
 	for k, v := range h {
 		if strings.EqualFold(k, name) {
@@ -81,12 +81,12 @@ func has(h http.Header, name string) bool {
 	return false
 }
 
-// headerList splits the comma-separated list values of the header name into
+// HeaderList splits the comma-separated list values of the header name into
 // elements, treating commas inside quoted strings (RFC 9110 section 5.6.4)
 // as part of the element. Empty elements are dropped.
-func headerList(h http.Header, name string) []string {
+func HeaderList(h http.Header, name string) []string {
 	var out []string
-	for _, v := range values(h, name) {
+	for _, v := range HeaderValues(h, name) {
 		start, quoted := 0, false
 		for i := 0; i < len(v); i++ {
 			switch v[i] {

@@ -208,15 +208,15 @@ func (s *signingWriter) signable() bool {
 	if ok, _ := security.Shareable(s.r.Method, s.r.Header, h, s.status); !ok {
 		return false
 	}
-	for _, ce := range values(h, "Content-Encoding") {
+	for _, ce := range security.HeaderValues(h, "Content-Encoding") {
 		if !strings.EqualFold(strings.TrimSpace(ce), "identity") {
 			return false
 		}
 	}
-	if len(values(h, "Trailer")) > 0 || len(values(h, "Content-Range")) > 0 || len(values(h, "Content-Type")) > 1 {
+	if len(security.HeaderValues(h, "Trailer")) > 0 || len(security.HeaderValues(h, "Content-Range")) > 0 || len(security.HeaderValues(h, "Content-Type")) > 1 {
 		return false
 	}
-	switch cl := values(h, "Content-Length"); len(cl) {
+	switch cl := security.HeaderValues(h, "Content-Length"); len(cl) {
 	case 0:
 	case 1:
 		n, err := strconv.ParseInt(cl[0], 10, 64)
@@ -234,20 +234,18 @@ func (s *signingWriter) signable() bool {
 // the TTL option. ok is false for max-age=0 or a malformed max-age.
 func (s *signingWriter) expiry(now time.Time) (int64, bool) {
 	age, found := int64(-1), false
-	for _, line := range values(s.w.Header(), "Cache-Control") {
-		for d := range strings.SplitSeq(line, ",") {
-			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
-			if !strings.EqualFold(strings.TrimSpace(name), "max-age") {
-				continue
-			}
-			n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(val), `"`), 10, 64)
-			if err != nil || n < 0 {
-				return 0, false
-			}
-			// Several max-age directives: the shortest wins.
-			if !found || n < age {
-				age, found = n, true
-			}
+	for _, d := range security.HeaderList(s.w.Header(), "Cache-Control") {
+		name, val, _ := strings.Cut(d, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "max-age") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(val), `"`), 10, 64)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		// Several max-age directives: the shortest wins.
+		if !found || n < age {
+			age, found = n, true
 		}
 	}
 	if !found {
@@ -319,11 +317,11 @@ func (s *signingWriter) finish() {
 func (s *signingWriter) sign() {
 	h := s.w.Header()
 	body := s.buf.Bytes()
-	if cl := values(h, "Content-Length"); len(cl) == 1 && cl[0] != strconv.Itoa(len(body)) {
+	if cl := security.HeaderValues(h, "Content-Length"); len(cl) == 1 && cl[0] != strconv.Itoa(len(body)) {
 		s.commit() // a body that breaks its own Content-Length is not signed
 		return
 	}
-	ctype := values(h, "Content-Type")
+	ctype := security.HeaderValues(h, "Content-Type")
 	switch {
 	case len(ctype) == 0 && hasKey(h, "Content-Type"):
 		ctype = []string{""} // a nil Content-Type: net/http sends none
@@ -347,18 +345,6 @@ func (s *signingWriter) sign() {
 		}
 	}
 	s.commit()
-}
-
-// values returns every value of the header name in h, whatever the case of
-// the map keys (a handler may set non-canonical keys directly).
-func values(h http.Header, name string) []string {
-	var vs []string
-	for k, v := range h {
-		if strings.EqualFold(k, name) {
-			vs = append(vs, v...)
-		}
-	}
-	return vs
 }
 
 func hasKey(h http.Header, name string) bool {
