@@ -140,12 +140,13 @@ func (s *site) admit(rawURL string, reqH, respH http.Header, status int) (bool, 
 // against body: the response's Flower-Statement header (a dynamic origin),
 // else the site's manifest.
 func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.Header, body []byte) (security.Signed, []byte, error) {
+	digest := security.BodyDigest(body) // once, whatever statement is tried
 	if v := h.Get(security.StatementHeader); v != "" {
 		signed, err := security.DecodeStatementHeader(v)
 		if err != nil {
 			return security.Signed{}, nil, err
 		}
-		if err := security.Verify(s.key, signed, rawURL, body, time.Now()); err != nil {
+		if err := security.VerifyDigest(s.key, signed, rawURL, digest, len(body), time.Now()); err != nil {
 			return security.Signed{}, nil, err
 		}
 		raw, err := signed.Encode()
@@ -162,7 +163,7 @@ func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.
 		if signed, ok = m.Lookup(rawURL); !ok {
 			return security.Signed{}, nil, fmt.Errorf("%s is not in the site's manifest", rawURL)
 		}
-		err = security.Verify(s.key, signed, rawURL, body, time.Now())
+		err = security.VerifyDigest(s.key, signed, rawURL, digest, len(body), time.Now())
 		if err == nil || stale {
 			break
 		}
