@@ -18,9 +18,16 @@ import (
 // startBootstrap runs a bootstrap service in process on 127.0.0.1.
 func startBootstrap(t *testing.T, localities int, origins ...string) string {
 	t.Helper()
+	return startBootstrapWith(t, localities, origins, nil)
+}
+
+// startBootstrapWith also names the landmarks the service announces.
+func startBootstrapWith(t *testing.T, localities int, origins, landmarks []string) string {
+	t.Helper()
 	cfg := bootstrap.DefaultConfig()
 	cfg.Localities = localities
 	cfg.AllowedOrigins = origins
+	cfg.Landmarks = landmarks
 	srv, err := bootstrap.New(cfg)
 	if err != nil {
 		t.Fatal(err)
