@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowercdn/flower/shared/security"
+
 	"github.com/flowercdn/flower/bootstrap/frame"
 )
 
@@ -139,29 +141,10 @@ func checkURL(s string, schemes ...string) error {
 	return fmt.Errorf("%q: want an absolute %s:// URL with a host", s, strings.Join(schemes, "/"))
 }
 
-// CanonicalOrigin returns scheme://host[:port] in lower case, without a
-// default port, or an error if s is not an http(s) origin.
+// CanonicalOrigin is security.CanonicalOrigin of s without surrounding
+// spaces (flags and Origin headers).
 func CanonicalOrigin(s string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", s, err)
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return "", fmt.Errorf("origin %q: want scheme://host[:port]", s)
-	}
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return scheme + "://" + host, nil
+	return security.CanonicalOrigin(strings.TrimSpace(s))
 }
 
 // CanonicalName checks a public name, host[:port] as a client writes it in

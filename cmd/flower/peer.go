@@ -19,6 +19,7 @@ import (
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/rtc"
+	"github.com/flowercdn/flower/shared/security"
 )
 
 // peerFlags are the flags `flower peer` and `flower get` share.
@@ -84,16 +85,6 @@ func (f *peerFlags) config(sites []string, stderr io.Writer) (peer.Config, error
 	return cfg, nil
 }
 
-// siteOrigin is the canonical origin of a site URL given on the command
-// line.
-func siteOrigin(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("site %q: want an http(s) origin such as https://example.org", s)
-	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
-}
-
 // runPeer is `flower peer`: a headless peer (a seeder next to the origin,
 // or a debugging client) until interrupted.
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,7 +105,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var sites []string
 	for _, s := range split(*sitesFlag) {
-		o, err := siteOrigin(s)
+		o, err := security.CanonicalOrigin(s)
 		if err != nil {
 			return fmt.Errorf("peer: --site: %w", err)
 		}
@@ -190,12 +181,19 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if target == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != target) {
 		return errors.New("get: want exactly one URL")
 	}
-	origin, err := siteOrigin(target)
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("get: %q is not an absolute http(s) URL", target)
+	}
+	origin, err := security.CanonicalOrigin(u.Scheme + "://" + u.Host)
+	if u.User != nil {
+		err = fmt.Errorf("%q has user info", target)
+	}
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	// Scheme and host are case-insensitive: ask as a browser would.
-	target = origin + target[len(origin):]
+	// Ask as a browser would: lower-case scheme and host, no default port.
+	target = origin + u.RequestURI()
 	cfg, err := pf.config([]string{origin}, stderr)
 	if err != nil {
 		return fmt.Errorf("get: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	neturl "net/url"
 	"strings"
 )
@@ -116,6 +117,52 @@ func checkOrigin(s string) error {
 		return fmt.Errorf("not an origin of the form scheme://host[:port] (no path, query, fragment or user info): %w", ErrMalformed)
 	}
 	return nil
+}
+
+// CanonicalOrigin turns a site URL into its origin in the canonical form of
+// WellKnown.Site: lower-case http or https scheme and host, no default port
+// (80, 443), no trailing slash. The URL may end in "/" but have no other
+// path, no query, fragment or user info. Every part of the project that
+// names a site (flower sign, flower peer, the bootstrap's allow-list) goes
+// through it, so that they agree. Errors wrap ErrMalformed.
+func CanonicalOrigin(raw string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("security: site URL %q: %s: %w", raw, why, ErrMalformed)
+	}
+	u, err := neturl.Parse(raw)
+	switch {
+	case err != nil:
+		return bad("does not parse")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("scheme must be http or https")
+	case u.Opaque != "" || u.Host == "":
+		return bad("no host")
+	case u.User != nil:
+		return bad("has user info")
+	case u.RawQuery != "" || u.ForceQuery:
+		return bad("has a query")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return bad("has a fragment")
+	case u.Path != "" && u.Path != "/":
+		return bad("has a path other than \"/\"")
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return bad("empty host")
+	}
+	if port == "80" && u.Scheme == "http" || port == "443" && u.Scheme == "https" {
+		port = ""
+	}
+	origin := u.Scheme + "://" + host
+	if port != "" {
+		origin = u.Scheme + "://" + net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		origin = u.Scheme + "://[" + host + "]"
+	}
+	if err := checkOrigin(origin); err != nil {
+		return bad(err.Error())
+	}
+	return origin, nil
 }
 
 // Marshal validates w and returns it as JSON, ready to be served at

@@ -216,3 +216,20 @@ func TestMarshalStaysWithinLimit(t *testing.T) {
 		t.Fatalf("the %d-byte document marshals to %d bytes that do not parse: %v", len(doc), len(out), err)
 	}
 }
+
+func TestCanonicalOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://example.org":       "https://example.org",
+		"HTTPS://Example.ORG:443/":  "https://example.org",
+		"http://example.org:80":     "http://example.org",
+		"http://example.org:443":    "http://example.org:443",
+		"http://127.0.0.1:8080/":    "http://127.0.0.1:8080",
+		"http://[::1]:8080":         "http://[::1]:8080",
+		"https://[2001:DB8::1]:443": "https://[2001:db8::1]",
+	} {
+		got, err := CanonicalOrigin(in)
+		if err != nil || got != want {
+			t.Errorf("CanonicalOrigin(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

@@ -15,9 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"mime"
-	"net"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -129,9 +127,9 @@ func SignDir(key security.SiteKey, dir string, base string, opt Options) (Result
 	if key.IsZero() {
 		return Result{}, fmt.Errorf("%s: zero site key: %w", op, security.ErrInvalidKey)
 	}
-	site, err := CanonicalOrigin(base)
+	site, err := security.CanonicalOrigin(base)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", op, err)
+		return Result{}, fmt.Errorf("%s: base URL: %w (%w)", op, ErrBadBase, err)
 	}
 	share := opt.Share
 	if len(share) == 0 {
@@ -411,52 +409,6 @@ func isPchar(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0
-}
-
-// CanonicalOrigin turns a base URL into the site's origin in the canonical
-// form of security.WellKnown: lower-case http or https scheme and host, no
-// default port (80, 443), no trailing slash. The URL may end in "/" but have
-// no other path, no query, fragment or user info. Errors wrap ErrBadBase.
-func CanonicalOrigin(base string) (string, error) {
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("base URL %q: %s: %w", base, why, ErrBadBase)
-	}
-	u, err := neturl.Parse(base)
-	switch {
-	case err != nil:
-		return bad("does not parse")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return bad("scheme must be http or https")
-	case u.Opaque != "" || u.Host == "":
-		return bad("no host")
-	case u.User != nil:
-		return bad("has user info")
-	case u.RawQuery != "" || u.ForceQuery:
-		return bad("has a query")
-	case u.Fragment != "" || strings.Contains(base, "#"):
-		return bad("has a fragment")
-	case u.Path != "" && u.Path != "/":
-		return bad("has a path other than \"/\" (a site is signed at the root of its origin)")
-	}
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if host == "" {
-		return bad("empty host")
-	}
-	if port == "80" && u.Scheme == "http" || port == "443" && u.Scheme == "https" {
-		port = ""
-	}
-	origin := u.Scheme + "://" + host
-	if port != "" {
-		origin = u.Scheme + "://" + net.JoinHostPort(host, port)
-	} else if strings.Contains(host, ":") {
-		origin = u.Scheme + "://[" + host + "]"
-	}
-	// The well-known document's own check (printable ASCII, no stray parts).
-	probe := security.WellKnown{Site: origin, PublicKey: security.PublicKey{1}}
-	if err := probe.Validate(); err != nil {
-		return bad(err.Error())
-	}
-	return origin, nil
 }
 
 // ensureDir makes dir (mode 0755) unless it exists as a real directory; a
