@@ -111,11 +111,8 @@ func (c *conn) failLocked(err error, down bool) func() {
 	pc, rds := c.pc, c.rd
 	var sinks []func()
 	for _, t := range c.ins {
-		if !t.done && !t.writing {
-			sinks = append(sinks, c.closeInLocked(t, err))
-		} else if t.writing && t.closeErr == nil {
-			t.closeErr = err // the reader closes it when Write returns
-		}
+		// A Sink inside Write is closed by its reader when Write returns.
+		sinks = append(sinks, c.closeInLocked(t, err))
 	}
 	m.wg.Add(1)
 	return func() {

@@ -6,9 +6,7 @@
 package rtc
 
 import (
-	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"time"
 
@@ -200,14 +198,3 @@ type Stats struct {
 	SocketBuffer    int    // UDP receive buffer granted by the kernel (native; 0 unknown)
 	SCTPWindow      uint32 // SCTP receive window in use (native)
 }
-
-// compile-time checks that the public API stays what the host calls.
-var (
-	_                                                                                     = (*Manager).HandleSignal
-	_                                                                                     = (*Manager).SignalFailed
-	_ func(*Manager, ids.PeerID, []byte) error                                            = (*Manager).Send
-	_ func(*Manager, context.Context, ids.PeerID, uint64, []byte, int64, io.Reader) error = (*Manager).SendObject
-	_                                                                                     = (*Manager).Cancel
-	_                                                                                     = (*Manager).Close
-	_                                                                                     = (*Manager).Stats
-)

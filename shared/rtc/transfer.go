@@ -116,7 +116,8 @@ type sender struct {
 	send     func([]byte) error
 	buffered func() uint64
 	timer    *time.Timer
-	started  bool // fStart went out: an abort must follow any failure
+	started  bool  // fStart went out: an abort must follow any failure
+	allowed  int64 // the receiver's credit as last read (it only grows)
 }
 
 func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk int) error {
@@ -147,12 +148,16 @@ func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk 
 
 // waitCredit waits until the receiver allows `upto` body bytes.
 func (s *sender) waitCredit(upto int64) error {
+	if upto <= s.allowed {
+		return nil // most chunks: no lock
+	}
 	m := s.c.m
 	for {
 		m.mu.Lock()
-		ok, ch := upto <= s.t.allowed, s.t.credit
+		s.allowed = s.t.allowed
+		ch := s.t.credit
 		m.mu.Unlock()
-		if ok {
+		if upto <= s.allowed {
 			return nil
 		}
 		select {
@@ -223,8 +228,9 @@ func (s *sender) abort(qid uint64, err error) error {
 		}
 		// The abort is not flow-controlled: it is 10 bytes and must follow
 		// the chunks already queued.
-		if e := s.send(appendReason(nil, fAbort, qid, reason)); e == nil {
-			s.c.m.n.bytesSent.Add(10)
+		b := appendReason(nil, fAbort, qid, reason)
+		if e := s.send(b); e == nil {
+			s.c.m.n.bytesSent.Add(uint64(len(b)))
 		}
 	}
 	if s.timer != nil {
