@@ -101,16 +101,26 @@ func (st Statement) validate() error {
 	if err := checkURL(st.URL); err != nil {
 		return fmt.Errorf("url %s: %v: %w", clip(st.URL), err, ErrMalformed)
 	}
-	if len(st.ContentType) > MaxContentTypeLen {
-		return fmt.Errorf("content type is %d bytes, limit %d: %w", len(st.ContentType), MaxContentTypeLen, ErrTooLarge)
-	}
-	for i := 0; i < len(st.ContentType); i++ {
-		if c := st.ContentType[i]; c < 0x20 || c > 0x7e {
-			return fmt.Errorf("content type %s: byte 0x%02x at %d is not printable ASCII: %w", clip(st.ContentType), c, i, ErrMalformed)
-		}
+	if err := CheckContentType(st.ContentType); err != nil {
+		return err
 	}
 	if st.Expires < 0 {
 		return fmt.Errorf("negative expiry %d: %w", st.Expires, ErrMalformed)
+	}
+	return nil
+}
+
+// CheckContentType accepts what a statement may carry as its content type:
+// printable ASCII, at most MaxContentTypeLen bytes (errors wrap ErrTooLarge
+// or ErrMalformed).
+func CheckContentType(t string) error {
+	if len(t) > MaxContentTypeLen {
+		return fmt.Errorf("content type is %d bytes, limit %d: %w", len(t), MaxContentTypeLen, ErrTooLarge)
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("content type %s: byte 0x%02x at %d is not printable ASCII: %w", clip(t), c, i, ErrMalformed)
+		}
 	}
 	return nil
 }

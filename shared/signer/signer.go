@@ -365,22 +365,10 @@ func ContentType(name string, head []byte) string {
 	if t, ok := webTypes[ext]; ok {
 		return t
 	}
-	if t := mime.TypeByExtension(ext); t != "" && validContentType(t) {
+	if t := mime.TypeByExtension(ext); t != "" && security.CheckContentType(t) == nil {
 		return t
 	}
 	return http.DetectContentType(head)
-}
-
-func validContentType(t string) bool {
-	if len(t) > security.MaxContentTypeLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] < 0x20 || t[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // EscapePath percent-encodes a slash-separated relative file path for a URL:
