@@ -8,8 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
+	"github.com/flowercdn/flower/shared/atomicfile"
 	"github.com/flowercdn/flower/shared/security"
 )
 
@@ -76,50 +76,17 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// writeKeyFile writes a private key with mode 0600: created exclusively, or,
-// with force, through a temporary file renamed over the old one.
-func writeKeyFile(name string, data []byte, force bool) (err error) {
-	if !force {
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s exists; keep it, or replace it with --force (the old key then no longer signs for the site)", name)
-		}
-		if err != nil {
-			return err
-		}
-		return finishKeyFile(f, data)
+// writeKeyFile writes a private key with mode 0600, whole or not at all:
+// only if the file does not exist, or, with force, replacing it.
+func writeKeyFile(name string, data []byte, force bool) error {
+	if force {
+		return atomicfile.Write(name, data, 0o600, true)
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
+	err := atomicfile.Create(name, data, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s exists; keep it, or replace it with --force (the old key then no longer signs for the site)", name)
 	}
-	if err := finishKeyFile(f, data); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
-}
-
-func finishKeyFile(f *os.File, data []byte) error {
-	// The umask may have cleared bits, never added any: set 0600 exactly.
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return nil
+	return err
 }
 
 // readSiteKey reads and parses a private key file.

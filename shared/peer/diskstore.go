@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flowercdn/flower/shared/atomicfile"
 	"github.com/flowercdn/flower/shared/ids"
 )
 
@@ -74,14 +75,14 @@ func (d *DiskStore) Put(e Entry, body []byte) error {
 	}
 	// Objects are not synced: a body a crash cut short fails Open's size
 	// check, and a stored object is verified again before use.
-	if err := writeAtomic(d.path(e.Site, obj, ".body"), body, false); err != nil {
+	if err := atomicfile.Write(d.path(e.Site, obj, ".body"), body, 0o600, false); err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
 	meta, err := json.Marshal(diskMeta{URL: e.URL, Statement: e.Statement, Size: e.Size})
 	if err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
-	if err := writeAtomic(d.path(e.Site, obj, ".meta"), meta, false); err != nil {
+	if err := atomicfile.Write(d.path(e.Site, obj, ".meta"), meta, 0o600, false); err != nil {
 		return fmt.Errorf("store %s: %w", e.URL, err)
 	}
 	return nil
@@ -189,33 +190,10 @@ func (d *DiskStore) LoadState() ([]byte, error) {
 
 // SaveState implements Store.
 func (d *DiskStore) SaveState(b []byte) error {
-	if err := writeAtomic(filepath.Join(d.dir, "state.json"), b, true); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.dir, "state.json"), b, 0o600, true); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic writes b to a temporary file renamed to path; with sync, the
-// file reaches the disk before the rename.
-func writeAtomic(path string, b []byte, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-	}
-	return err
 }
 
 // removeTemps deletes the temporary files a crash left behind (the store
@@ -225,7 +203,7 @@ func (d *DiskStore) removeTemps() error {
 		if err != nil {
 			return err
 		}
-		if !e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-") {
+		if !e.IsDir() && strings.Contains(e.Name(), ".tmp-") {
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("disk store: %w", err)
 			}

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/flowercdn/flower/shared/atomicfile"
 )
 
 const identityPEM = "FLOWER PEER KEY"
@@ -29,31 +31,13 @@ func LoadIdentity(dir string) (ed25519.PrivateKey, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("identity: %w", err)
 		}
-		// Written aside and linked into place: the file appears whole or
-		// not at all, and a peer that raced us keeps its own.
-		f, err := os.CreateTemp(dir, ".identity-*")
-		if err != nil {
-			return nil, fmt.Errorf("identity: %w", err)
-		}
-		defer os.Remove(f.Name())
-		err = f.Chmod(0o600)
-		if err == nil {
-			err = pem.Encode(f, &pem.Block{Type: identityPEM, Bytes: key.Seed()})
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Link(f.Name(), path)
-		}
+		// Whole or not at all, and a peer that raced us keeps its own.
+		err = atomicfile.Create(path, pem.EncodeToMemory(&pem.Block{Type: identityPEM, Bytes: key.Seed()}), 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			return LoadIdentity(dir)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("identity %s: %w", path, err)
+			return nil, fmt.Errorf("identity: %w", err)
 		}
 		return key, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowercdn/flower/shared/atomicfile"
 	"github.com/flowercdn/flower/shared/security"
 )
 
@@ -189,10 +190,10 @@ func SignDir(key security.SiteKey, dir string, base string, opt Options) (Result
 	}
 	// The manifest first: a well-known document with a new key never comes
 	// before the statements it verifies.
-	if err := writeAtomic(filepath.Join(root, ManifestFile), s.manifest); err != nil {
+	if err := atomicfile.Write(filepath.Join(root, ManifestFile), s.manifest, 0o644, true); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := writeAtomic(filepath.Join(root, WellKnownFile), wkData); err != nil {
+	if err := atomicfile.Write(filepath.Join(root, WellKnownFile), wkData, 0o644, true); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return Result{
@@ -413,37 +414,6 @@ func ensureDir(dir string) error {
 		return err
 	case !fi.IsDir():
 		return fmt.Errorf("%s exists and is not a directory (a symbolic link is not written through)", dir)
-	}
-	return nil
-}
-
-// writeAtomic writes data to a temporary file next to name, with mode 0644,
-// syncs it and renames it over name.
-func writeAtomic(name string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return err
 	}
 	return nil
 }
