@@ -42,7 +42,6 @@ type bootSession struct {
 	regs    []frame.Reg
 	nextReq uint32
 	reqs    map[uint32]entryReq
-	closed  bool
 }
 
 type entryReq struct {
@@ -335,7 +334,6 @@ func (b *bootSession) Signal(to ids.PeerID, payload []byte) error {
 func (b *bootSession) close() {
 	b.mu.Lock()
 	c := b.c
-	b.closed = true
 	b.mu.Unlock()
 	if c != nil {
 		_ = c.Close()

@@ -172,6 +172,7 @@ type Stats struct {
 	PrivateResponses                int64 // origin responses not shareable (privacy rules, whitelist)
 	UnsignedResponses               int64 // shareable origin responses without a valid statement
 	EntryRequests                   int64 // entry-point requests sent to the bootstrap service
+	BadFrames                       int64 // protocol messages from peers that failed to decode
 	StoreErrors                     int64
 }
 
@@ -184,7 +185,7 @@ func (p *Peer) Stats() Stats {
 		Served: c.served.Load(), BytesUploaded: c.bytesUp.Load(), UploadsDropped: c.uploadsDropped.Load(),
 		VerifyFailures: c.verifyFailures.Load(), TransferFailures: c.transferFailures.Load(),
 		PrivateResponses: c.privateResponses.Load(), UnsignedResponses: c.unsignedResponses.Load(),
-		EntryRequests: c.entryRequests.Load(), StoreErrors: c.storeErrors.Load(),
+		EntryRequests: c.entryRequests.Load(), BadFrames: c.badFrames.Load(), StoreErrors: c.storeErrors.Load(),
 	}
 }
 
@@ -199,13 +200,6 @@ func (p *Peer) Role(origin string) core.Role {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.drv.Node().Role(ids.SiteOf(origin))
-}
-
-// DirKeys are the D-ring keys the peer holds.
-func (p *Peer) DirKeys() []ids.Key {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.drv.Node().DirKeys()
 }
 
 // Node runs fn with the driven node under the peer's lock, for reading its

@@ -67,4 +67,10 @@ func TestPeerHost(t *testing.T) {
 	if s := p2.Stats(); s.VerifyFailures != 1 {
 		t.Fatalf("p2 verification failures %d, want 1", s.VerifyFailures)
 	}
+
+	// A message that does not decode is counted and dropped.
+	hub.get(p1.ID()).h.Message(p2.ID(), []byte{0xff, 0xff})
+	if s := p1.Stats(); s.BadFrames != 1 {
+		t.Fatalf("p1 bad frames %d, want 1", s.BadFrames)
+	}
 }
