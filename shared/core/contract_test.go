@@ -564,3 +564,41 @@ func TestPrivateObjectNotCached(t *testing.T) {
 		t.Fatalf("the waiting peer got no Miss: %+v", r.Msgs)
 	}
 }
+
+// TestCached: an object the host got outside a query (the browser's
+// service worker fetched it) is cached and pushed like an origin fetch;
+// private objects and older versions are refused.
+func TestCached(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PushThreshold = 1
+	l := newLone(t, cfg)
+	obj := ids.ObjectOf("https://a.example/img/1.jpg")
+	l.n.Cached(l.now, l.site, ids.ObjectOf("https://a.example/secret"), Object{Size: 10, Private: true})
+	if l.n.CacheLen(l.site) != 0 {
+		t.Fatal("a private object was cached")
+	}
+	l.n.Cached(l.now, l.site, obj, Object{Size: 100, Version: 2})
+	if l.n.CacheLen(l.site) != 1 {
+		t.Fatalf("cache holds %d objects, want 1", l.n.CacheLen(l.site))
+	}
+	if v, ok := l.n.CachedVersion(l.site, obj); !ok || v != 2 {
+		t.Fatalf("cached version %d %v, want 2", v, ok)
+	}
+	l.n.Cached(l.now, l.site, obj, Object{Size: 100, Version: 1})
+	if v, _ := l.n.CachedVersion(l.site, obj); v != 2 {
+		t.Fatalf("an older version replaced version 2 (now %d)", v)
+	}
+	r := l.take()
+	if !r.Persist {
+		t.Fatal("the state was not marked for saving")
+	}
+	listed := false
+	for _, ss := range l.n.Snapshot().Sites {
+		for _, o := range ss.Objects {
+			listed = listed || o.Obj == obj
+		}
+	}
+	if !listed {
+		t.Fatal("the snapshot does not list the cached object")
+	}
+}

@@ -456,6 +456,23 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, obj Object) {
 	}
 }
 
+// Cached adds an object the host obtained outside the node's queries to the
+// cache, as a completed origin fetch would: in the browser the service
+// worker fetches from the origin while no page-side peer runs, and a
+// restarted peer finds objects in its store that its last saved state did
+// not list yet. obj must be verified and shareable (Private objects are
+// ignored). A query of the node's own waiting on the origin for the same
+// object is left alone: the host completes it with FetchDone.
+func (n *Node) Cached(now time.Duration, site ids.SiteID, obj ids.ObjectID, o Object) {
+	n.enter(now)
+	defer n.leave()
+	sp := n.sites[site]
+	if o.Private || !n.online || sp == nil {
+		return
+	}
+	n.store(sp, obj, o)
+}
+
 // Invalidate drops an object from the cache: the host found it stale (a
 // newer version at the origin) or lost its bytes.
 func (n *Node) Invalidate(now time.Duration, site ids.SiteID, obj ids.ObjectID) {
@@ -466,6 +483,7 @@ func (n *Node) Invalidate(now time.Duration, site ids.SiteID, obj ids.ObjectID) 
 		return
 	}
 	n.ready.Evicts = append(n.ready.Evicts, Evict{Site: site, Obj: obj})
+	n.ready.Persist = true
 	n.cacheChanged(sp)
 }
 
@@ -476,6 +494,7 @@ func (n *Node) store(sp *sitePeer, id ids.ObjectID, obj Object) {
 		return
 	}
 	sp.cache.PutVersion(id, obj.Size, obj.Expires, obj.Version, n.evicted(sp))
+	n.ready.Persist = true // a restart must find what the store holds
 	n.cacheChanged(sp)
 }
 

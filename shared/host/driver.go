@@ -141,6 +141,14 @@ func (d *Driver) Delivered(now time.Duration, qid uint64, from ids.PeerID, obj c
 	d.drain()
 }
 
+// Cached adds an object obtained outside the node's queries (core.Node.Cached).
+func (d *Driver) Cached(now time.Duration, site ids.SiteID, obj ids.ObjectID, o core.Object) {
+	d.begin()
+	defer d.end()
+	d.node.Cached(now, site, obj, o)
+	d.drain()
+}
+
 // Receiving reports that peer from started sending the object of query qid
 // and its signed statement checked out.
 func (d *Driver) Receiving(now time.Duration, qid uint64, from ids.PeerID) {
