@@ -44,6 +44,10 @@ func (p *Peer) startFetch(qid uint64, q *pending) {
 		p.goFunc(func() { p.input(func(now time.Duration) { p.drv.FetchDone(now, qid, false, core.Object{}) }) })
 		return
 	}
+	if q.delegate {
+		p.delegateFetch(qid, q)
+		return
+	}
 	p.goFunc(func() { p.fetchForQuery(qid, q) })
 }
 

@@ -25,15 +25,20 @@ type pending struct {
 
 	receiving bool // a transfer from a peer is under way
 	probe     bool // a join probe (Join): never fetched from the origin
-	body      []byte
-	ctype     string
-	verified  bool
-	shared    bool // stored for sharing (origin fetches)
-	provLoc   int
-	status    int   // origin HTTP status
-	err       error // origin failure
-	firstByte time.Time
-	lastByte  time.Time
+	// delegate: the caller fetches from the origin itself (Lookup);
+	// toOrigin is closed when the core asks for that fetch.
+	delegate    bool
+	toOrigin    chan struct{}
+	onReceiving func() // called (in a goroutine) when a peer starts sending
+	body        []byte
+	ctype       string
+	verified    bool
+	shared      bool // stored for sharing (origin fetches)
+	provLoc     int
+	status      int   // origin HTTP status
+	err         error // origin failure
+	firstByte   time.Time
+	lastByte    time.Time
 }
 
 func (q *pending) finish(a core.Answer) {
@@ -87,7 +92,12 @@ func (p *Peer) Get(ctx context.Context, rawURL string) (*Result, error) {
 // query runs one core query. retry: the node answered from its cache but
 // the store could not produce a valid object (it was invalidated).
 func (p *Peer) query(ctx context.Context, s *site, rawURL string, probe bool) (*Result, bool, error) {
-	q := &pending{url: rawURL, site: s, start: time.Now(), done: make(chan struct{}), probe: probe}
+	return p.run(ctx, &pending{url: rawURL, site: s, start: time.Now(), done: make(chan struct{}), probe: probe})
+}
+
+// run registers query q with the node and waits for its answer.
+func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
+	s, rawURL := q.site, q.url
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -108,6 +118,8 @@ func (p *Peer) query(ctx context.Context, s *site, rawURL string, probe bool) (*
 	p.mu.Unlock()
 	select {
 	case <-q.done:
+	case <-q.toOrigin: // nil unless delegated
+		return nil, false, fmt.Errorf("peer: lookup %s: %w", rawURL, ErrOrigin)
 	case <-ctx.Done():
 		return nil, false, fmt.Errorf("peer: get %s: %w", rawURL, ctx.Err())
 	case <-p.ctx.Done():
@@ -119,14 +131,14 @@ func (p *Peer) query(ctx context.Context, s *site, rawURL string, probe bool) (*
 	case a.Aborted:
 		return nil, false, fmt.Errorf("peer: get %s: aborted (offline)", rawURL)
 	case a.Source == core.SourceLocal:
-		body, ctype, err := p.readLocal(s, rawURL)
+		body, _, signed, err := p.readLocal(s, rawURL)
 		if err != nil {
 			p.log.Warn("local copy unusable", "url", rawURL, "err", err)
 			p.input(func(now time.Duration) { p.drv.Invalidate(now, s.id, ids.ObjectOf(rawURL)) })
 			return nil, true, fmt.Errorf("peer: get %s: %w", rawURL, err)
 		}
 		p.stats.fromLocal.Add(1)
-		res.Body, res.ContentType, res.Verified, res.Shared = body, ctype, true, true
+		res.Body, res.ContentType, res.Verified, res.Shared = body, signed.ContentType, true, true
 		res.Lookup = time.Since(q.start)
 		return res, false, nil
 	case a.Failed:
@@ -149,27 +161,27 @@ func (p *Peer) query(ctx context.Context, s *site, rawURL string, probe bool) (*
 
 // readLocal reads a stored object and checks it again (the disk is not
 // trusted more than the network).
-func (p *Peer) readLocal(s *site, rawURL string) ([]byte, string, error) {
+func (p *Peer) readLocal(s *site, rawURL string) ([]byte, Entry, security.Signed, error) {
 	e, r, err := p.cfg.Store.Open(s.id, ids.ObjectOf(rawURL))
 	if err != nil {
-		return nil, "", err
+		return nil, e, security.Signed{}, err
 	}
 	defer r.Close()
 	body, err := io.ReadAll(io.LimitReader(r, p.cfg.MaxObjectSize+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("read stored object: %w", err)
+		return nil, e, security.Signed{}, fmt.Errorf("read stored object: %w", err)
 	}
 	signed, err := e.Signed()
 	if err != nil {
-		return nil, "", err
+		return nil, e, signed, err
 	}
 	if e.URL != rawURL {
-		return nil, "", fmt.Errorf("stored object is %s", e.URL)
+		return nil, e, signed, fmt.Errorf("stored object is %s", e.URL)
 	}
 	if err := security.Verify(s.key, signed, rawURL, body, time.Now()); err != nil {
-		return nil, "", fmt.Errorf("stored object: %w", err)
+		return nil, e, signed, fmt.Errorf("stored object: %w", err)
 	}
-	return body, signed.ContentType, nil
+	return body, e, signed, nil
 }
 
 // getDirect fetches a URL the site does not share: origin only, nothing

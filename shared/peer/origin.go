@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -13,6 +14,17 @@ import (
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/security"
 )
+
+// fetcher makes the HTTP requests of a peer, or of a cache in front of it
+// (SiteClient): origin fetches, well-known documents and manifests.
+type fetcher struct {
+	client  *http.Client
+	timeout time.Duration // bounds one origin fetch
+	maxSize int64         // bounds an object
+	log     *slog.Logger
+	stats   *counters
+	header  http.Header // added to every origin request (nil: none)
+}
 
 // site is one website the peer serves: its well-known document (key and
 // whitelist) and, for static origins, its signed manifest.
@@ -34,14 +46,19 @@ type site struct {
 const manifestRefresh = 30 * time.Second
 
 // loadSite reads the site's well-known document from its origin.
-func (p *Peer) loadSite(ctx context.Context, origin string) (*site, error) {
-	body, status, err := p.httpGet(ctx, origin+security.WellKnownPath, security.MaxWellKnownSize)
+func (f *fetcher) loadSite(ctx context.Context, origin string) (*site, error) {
+	body, status, err := f.httpGet(ctx, origin+security.WellKnownPath, security.MaxWellKnownSize)
 	if err != nil {
 		return nil, fmt.Errorf("peer: site %s: %w", origin, err)
 	}
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("peer: site %s: %s answered %d", origin, security.WellKnownPath, status)
 	}
+	return parseSite(origin, body)
+}
+
+// parseSite reads a site's well-known document.
+func parseSite(origin string, body []byte) (*site, error) {
 	wk, err := security.ParseWellKnown(body)
 	if err != nil {
 		return nil, fmt.Errorf("peer: site %s: %w", origin, err)
@@ -53,12 +70,12 @@ func (p *Peer) loadSite(ctx context.Context, origin string) (*site, error) {
 }
 
 // httpGet fetches a small document, at most limit bytes.
-func (p *Peer) httpGet(ctx context.Context, url string, limit int64) ([]byte, int, error) {
+func (f *fetcher) httpGet(ctx context.Context, url string, limit int64) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("get %s: %w", url, err)
 	}
-	resp, err := p.cfg.HTTPClient.Do(req)
+	resp, err := f.client.Do(req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("get %s: %w", url, err)
 	}
@@ -76,6 +93,7 @@ func (p *Peer) httpGet(ctx context.Context, url string, limit int64) ([]byte, in
 // originResp is an origin's answer.
 type originResp struct {
 	status    int
+	header    http.Header
 	body      []byte
 	ctype     string
 	signed    *security.Signed // set when shareable and validly signed
@@ -87,39 +105,42 @@ type originResp struct {
 // originGet fetches rawURL from the origin and decides whether the response
 // may be shared: the whitelist, the privacy rules (security.Shareable) and a
 // valid statement from the Flower-Statement header or the manifest.
-func (p *Peer) originGet(ctx context.Context, s *site, rawURL string) (*originResp, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.OriginTimeout)
+func (f *fetcher) originGet(ctx context.Context, s *site, rawURL string) (*originResp, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
-	resp, err := p.cfg.HTTPClient.Do(req)
+	for k, v := range f.header {
+		req.Header[k] = v
+	}
+	resp, err := f.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}
 	defer resp.Body.Close()
-	r := &originResp{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), firstByte: time.Now()}
-	r.body, err = readBody(resp, p.cfg.MaxObjectSize)
+	r := &originResp{status: resp.StatusCode, header: resp.Header, ctype: resp.Header.Get("Content-Type"), firstByte: time.Now()}
+	r.body, err = readBody(resp, f.maxSize)
 	r.lastByte = time.Now()
 	if err != nil {
 		return nil, fmt.Errorf("origin: %s: %w", rawURL, err)
 	}
-	if int64(len(r.body)) > p.cfg.MaxObjectSize {
-		return nil, fmt.Errorf("origin: %s: over %d bytes", rawURL, p.cfg.MaxObjectSize)
+	if int64(len(r.body)) > f.maxSize {
+		return nil, fmt.Errorf("origin: %s: over %d bytes", rawURL, f.maxSize)
 	}
 	if r.status != http.StatusOK {
 		return r, nil
 	}
 	if ok, why := s.admit(rawURL, req.Header, resp.Header, r.status); !ok {
-		p.stats.privateResponses.Add(1)
-		p.log.Debug("not shared", "url", rawURL, "why", why)
+		f.stats.privateResponses.Add(1)
+		f.log.Debug("not shared", "url", rawURL, "why", why)
 		return r, nil
 	}
-	signed, raw, err := p.statementFor(ctx, s, rawURL, resp.Header, r.body)
+	signed, raw, err := f.statementFor(ctx, s, rawURL, resp.Header, r.body)
 	if err != nil {
-		p.stats.unsignedResponses.Add(1)
-		p.log.Info("origin response not shared: no valid statement", "url", rawURL, "err", err)
+		f.stats.unsignedResponses.Add(1)
+		f.log.Info("origin response not shared: no valid statement", "url", rawURL, "err", err)
 		return r, nil
 	}
 	r.signed, r.raw = &signed, raw
@@ -139,7 +160,7 @@ func (s *site) admit(rawURL string, reqH, respH http.Header, status int) (bool, 
 // statementFor finds the site's statement for rawURL and verifies it
 // against body: the response's Flower-Statement header (a dynamic origin),
 // else the site's manifest.
-func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.Header, body []byte) (security.Signed, []byte, error) {
+func (f *fetcher) statementFor(ctx context.Context, s *site, rawURL string, h http.Header, body []byte) (security.Signed, []byte, error) {
 	digest := security.BodyDigest(body) // once, whatever statement is tried
 	if v := h.Get(security.StatementHeader); v != "" {
 		signed, err := security.DecodeStatementHeader(v)
@@ -156,7 +177,7 @@ func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.
 	var err error
 	for stale := false; ; stale = true {
 		var m *security.Manifest
-		if m, err = s.lookupManifest(ctx, p, rawURL, stale); err != nil {
+		if m, err = s.lookupManifest(ctx, f, rawURL, stale); err != nil {
 			return security.Signed{}, nil, err
 		}
 		var ok bool
@@ -181,7 +202,7 @@ func (p *Peer) statementFor(ctx context.Context, s *site, rawURL string, h http.
 // lookupManifest returns the site's manifest, fetched again when it is
 // older than manifestRefresh and lacks rawURL or, stale set, holds an
 // unusable statement for it.
-func (s *site) lookupManifest(ctx context.Context, p *Peer, rawURL string, stale bool) (*security.Manifest, error) {
+func (s *site) lookupManifest(ctx context.Context, f *fetcher, rawURL string, stale bool) (*security.Manifest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.manifest != nil {
@@ -189,7 +210,7 @@ func (s *site) lookupManifest(ctx context.Context, p *Peer, rawURL string, stale
 			return s.manifest, nil
 		}
 	}
-	body, status, err := p.httpGet(ctx, s.origin+security.ManifestPath, security.MaxManifestSize)
+	body, status, err := f.httpGet(ctx, s.origin+security.ManifestPath, security.MaxManifestSize)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -252,7 +273,7 @@ func (p *Peer) Prefetch(ctx context.Context, origin string, limit int64) (int, e
 	s.mu.Lock()
 	s.manifest = nil // always read the current one
 	s.mu.Unlock()
-	m, err := s.lookupManifest(ctx, p, origin+"/", false)
+	m, err := s.lookupManifest(ctx, p.fetcher, origin+"/", false)
 	if err != nil {
 		return 0, fmt.Errorf("peer: prefetch %s: %w", origin, err)
 	}

@@ -131,6 +131,7 @@ type Peer struct {
 	epoch time.Time // the node's clock is time since epoch
 	boot  *bootSession
 	net   Net
+	*fetcher
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -147,8 +148,11 @@ type Peer struct {
 	closed  bool
 	sites   map[ids.SiteID]*site
 	queries map[uint64]*pending // own queries by qid
-	early   map[uint64]core.Answer
-	earlyF  map[uint64]bool // origin fetches asked before the query was registered
+	// delegated are queries waiting for an origin fetch that the caller of
+	// Lookup makes (by URL, then qid).
+	delegated map[string]map[uint64]*pending
+	early     map[uint64]core.Answer
+	earlyF    map[uint64]bool // origin fetches asked before the query was registered
 }
 
 // counters are the peer's statistics (see Stats).
@@ -262,8 +266,10 @@ func Start(ctx context.Context, cfg Config) (*Peer, error) {
 		cfg: cfg, log: cfg.Logger, epoch: time.Now(),
 		saveCh: make(chan []byte, 1), uploads: make(chan struct{}, cfg.MaxUploads),
 		sites: make(map[ids.SiteID]*site), queries: make(map[uint64]*pending),
-		early: make(map[uint64]core.Answer), earlyF: make(map[uint64]bool),
+		delegated: make(map[string]map[uint64]*pending),
+		early:     make(map[uint64]core.Answer), earlyF: make(map[uint64]bool),
 	}
+	p.fetcher = &fetcher{client: cfg.HTTPClient, timeout: cfg.OriginTimeout, maxSize: cfg.MaxObjectSize, log: cfg.Logger, stats: &p.stats}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {

@@ -95,6 +95,9 @@ func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (S
 	q.firstByte = time.Now()
 	p.drv.Receiving(p.now(), qid, from)
 	p.rearm()
+	if q.onReceiving != nil {
+		go q.onReceiving()
+	}
 	s := &recvSink{p: p, q: q, qid: qid, from: from, loc: loc, size: size, signed: signed, raw: raw}
 	s.buf = make([]byte, 0, min(size, 1<<20)) // size is the sender's word: see Write
 	s.hash = sha256.New()

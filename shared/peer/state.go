@@ -97,7 +97,8 @@ func (p *Peer) decodeState(b []byte) (core.State, error) {
 
 // startNode builds the node, from the stored state if there is one, and
 // brings it online. Objects the state lists but the store lost are
-// invalidated; stored bodies the state does not list are deleted.
+// invalidated; stored objects the state does not list are adopted while
+// their statements hold, and deleted otherwise.
 func (p *Peer) startNode(cfg core.Config) error {
 	rnd := rand.New(rand.NewPCG(p.cfg.Seed, p.cfg.Seed^0x9e3779b97f4a7c15))
 	saved, err := p.cfg.Store.LoadState()
@@ -117,9 +118,9 @@ func (p *Peer) startNode(cfg core.Config) error {
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
-	have := make(map[objKey]bool, len(stored))
+	have := make(map[objKey]Entry, len(stored))
 	for _, e := range stored {
-		have[objKey{e.Site, ids.ObjectOf(e.URL)}] = true
+		have[objKey{e.Site, ids.ObjectOf(e.URL)}] = e
 	}
 	var node *core.Node
 	restored := len(st.Sites) > 0
@@ -139,16 +140,17 @@ func (p *Peer) startNode(cfg core.Config) error {
 		for _, o := range ss.Objects {
 			k := objKey{ss.Site, o.Obj}
 			listed[k] = true
-			if !have[k] {
+			if _, ok := have[k]; !ok {
 				lost = append(lost, k)
 			}
 		}
 	}
-	for k := range have {
+	// Stored but not listed: stored after the last save, or by another
+	// writer of the store (the browser's service worker); adopted below.
+	var unlisted []Entry
+	for k, e := range have {
 		if !listed[k] {
-			if err := p.cfg.Store.Delete(k.site, k.obj); err != nil {
-				return fmt.Errorf("peer: %w", err)
-			}
+			unlisted = append(unlisted, e)
 		}
 	}
 	drv, err := host.New(node, host.Env{
@@ -173,6 +175,7 @@ func (p *Peer) startNode(cfg core.Config) error {
 			drv.AddInterest(now, id)
 		}
 	}
+	p.adoptStored(now, unlisted)
 	p.rearm()
 	return nil
 }
