@@ -126,6 +126,7 @@ func (p *Peer) Adopt(rawURL string) error {
 			p.undelegate(rawURL, qid)
 			if p.queries[qid] == q {
 				q.body, q.ctype, q.verified, q.shared = body, signed.ContentType, true, true
+				q.statement = e.Statement
 				q.status, q.firstByte, q.lastByte = 200, time.Now(), time.Now()
 			}
 			p.drv.FetchDone(now, qid, true, obj)

@@ -63,7 +63,7 @@ func TestDelegatedOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Source != core.SourcePeer || res.Peer != p1.ID() || !bytes.Equal(res.Body, o.Body("/static/a.bin")) {
+	if res.Source != core.SourcePeer || res.Peer != p1.ID() || !bytes.Equal(res.Body, o.Body("/static/a.bin")) || len(res.Statement) == 0 {
 		t.Fatalf("p2's lookup: %s", describe(res))
 	}
 	peertest.Eventually(t, "the receiving callback ran", 2*time.Second, receiving.Load)

@@ -32,6 +32,7 @@ type pending struct {
 	onReceiving func() // called (in a goroutine) when a peer starts sending
 	body        []byte
 	ctype       string
+	statement   []byte // the site's statement, encoded (verified objects)
 	verified    bool
 	shared      bool // stored for sharing (origin fetches)
 	provLoc     int
@@ -59,6 +60,9 @@ type Result struct {
 	Verified bool
 	// Shared: the object is in the store, served to other peers.
 	Shared bool
+	// Statement is the site's signed statement (encoded) of a verified
+	// object.
+	Statement []byte
 	// Lookup is the time to the first byte, Transfer the rest.
 	Lookup, Transfer time.Duration
 }
@@ -131,7 +135,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 	case a.Aborted:
 		return nil, false, fmt.Errorf("peer: get %s: aborted (offline)", rawURL)
 	case a.Source == core.SourceLocal:
-		body, _, signed, err := p.readLocal(s, rawURL)
+		body, e, signed, err := p.readLocal(s, rawURL)
 		if err != nil {
 			p.log.Warn("local copy unusable", "url", rawURL, "err", err)
 			p.input(func(now time.Duration) { p.drv.Invalidate(now, s.id, ids.ObjectOf(rawURL)) })
@@ -139,6 +143,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 		}
 		p.stats.fromLocal.Add(1)
 		res.Body, res.ContentType, res.Verified, res.Shared = body, signed.ContentType, true, true
+		res.Statement = e.Statement
 		res.Lookup = time.Since(q.start)
 		return res, false, nil
 	case a.Failed:
@@ -155,6 +160,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 		p.stats.bytesOrigin.Add(int64(len(q.body)))
 	}
 	res.Body, res.ContentType, res.Verified, res.Shared = q.body, q.ctype, q.verified, q.shared || a.Source == core.SourcePeer
+	res.Statement = q.statement
 	res.Lookup, res.Transfer = q.firstByte.Sub(q.start), q.lastByte.Sub(q.firstByte)
 	return res, false, nil
 }

@@ -251,6 +251,7 @@ func (p *Peer) fetchForQuery(qid uint64, q *pending) {
 			if r != nil {
 				q.status, q.body, q.ctype = r.status, r.body, r.ctype
 				q.verified, q.shared = r.signed != nil, ok && !obj.Private
+				q.statement = r.raw
 				q.firstByte, q.lastByte = r.firstByte, r.lastByte
 			}
 		}

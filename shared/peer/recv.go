@@ -188,6 +188,7 @@ func (s *recvSink) close(err error) {
 		s.q.receiving = false
 		if p.queries[s.qid] == s.q {
 			s.q.body, s.q.ctype, s.q.verified, s.q.provLoc = s.buf, s.signed.ContentType, true, s.loc
+			s.q.statement = s.raw
 			s.q.lastByte = time.Now()
 		}
 		p.drv.Delivered(now, s.qid, s.from, obj)
