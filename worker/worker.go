@@ -167,8 +167,9 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	}
 	delegated := a.Kind == ToOrigin
 	if a.Kind == FromPeer {
+		a.Entry.Site, a.Entry.URL = site, req.URL // what was asked for
 		signed, err := w.cfg.Site.Verify(a.Entry, a.Body)
-		if err == nil && a.Entry.URL == req.URL {
+		if err == nil {
 			src := "peer"
 			if a.Local {
 				src = "cache"

@@ -1,0 +1,161 @@
+// Flower-CDN service worker (https://github.com/flowercdn/flower).
+//
+// Serve this file at the root of the site (/flower-sw.js) so that its scope
+// covers the whole site; /flower/flower.js registers it. It loads the same
+// WebAssembly module as the page (/flower/flower.wasm) in "worker" mode:
+// the Go code (worker/) answers GET requests for the site's whitelisted URLs
+// from its verified IndexedDB cache, from a page-side peer, or from the
+// origin. Everything else is not touched: no respondWith, the browser does
+// what it would do without Flower-CDN. Any failure on our side falls back to
+// the network.
+'use strict';
+
+const BASE = '/flower/';
+importScripts(BASE + 'wasm_exec.js');
+
+let W = null; // globalThis.flowerWorker, once the Go side is ready
+
+// Windows whose page-side peer runs (clientId -> last heard, ms). The pages
+// say so with {op: "peer-up"} when their peer starts and every 10 s after.
+const peers = new Map();
+const PEER_FRESH_MS = 30000;
+
+const started = (async () => {
+  const go = new Go();
+  go.argv = ['flower', 'worker'];
+  const ready = new Promise((resolve) => { self.flowerReady = resolve; });
+  const { instance } = await WebAssembly.instantiateStreaming(fetch(BASE + 'flower.wasm'), go.importObject);
+  go.run(instance).finally(() => { W = null; });
+  const err = await ready;
+  if (err) throw new Error(err);
+  W = self.flowerWorker;
+})();
+started.then(
+  () => {
+    console.log('[flower] worker ready');
+    // After a restart the peer map is empty: ask the windows.
+    return self.clients.matchAll({ type: 'window' }).then((cs) => cs.forEach((c) => c.postMessage({ op: 'who' })));
+  },
+  (err) => console.warn('[flower] worker did not start; requests go to the network:', err),
+);
+
+self.addEventListener('install', (e) => {
+  self.skipWaiting();
+  e.waitUntil(started.catch(() => {}));
+});
+
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener('message', (e) => {
+  const d = e.data || {};
+  if (!e.source || !e.source.id) return;
+  if (d.op === 'peer-up') peers.set(e.source.id, Date.now());
+  if (d.op === 'peer-down') peers.delete(e.source.id);
+});
+
+self.addEventListener('fetch', (e) => {
+  const req = e.request;
+  if (req.method !== 'GET') return;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith(BASE) || url.pathname === self.location.pathname || url.pathname.startsWith('/.well-known/')) return;
+  if (W && !W.shares(req.url)) return; // not on the site's whitelist
+  e.respondWith(handle(e, req));
+});
+
+async function handle(e, req) {
+  try {
+    await started;
+  } catch (err) {
+    return fetch(req);
+  }
+  // A request that carries cookies is never shared: it goes to the origin
+  // as it is, and nothing is kept of its answer.
+  if (!W || !W.shares(req.url) || (await hasCookies(req.url))) return fetch(req);
+  const headers = {};
+  for (const name of ['Range', 'If-Range', 'If-None-Match', 'If-Modified-Since']) {
+    const v = req.headers.get(name);
+    if (v) headers[name] = v;
+  }
+  let res = null;
+  try {
+    res = await W.handle(req.url, headers, e.clientId || '');
+  } catch (err) {
+    console.warn('[flower] handling', req.url, 'failed:', err);
+  }
+  return res || fetch(req);
+}
+
+async function hasCookies(url) {
+  if (!self.cookieStore) return false; // the worker's own origin fetches omit cookies anyway
+  try {
+    return (await self.cookieStore.getAll({ url })).length > 0;
+  } catch (err) {
+    return false;
+  }
+}
+
+// Called by the Go side: ask a page-side peer for url, preferring the
+// window that made the request. Resolves to null (no peer, or no first byte
+// within firstByteMs), {kind: "origin"}, or {kind: "object", body,
+// statement, local, peer}.
+self.flowerAskPeer = async (url, clientId, firstByteMs) => {
+  const now = Date.now();
+  const ids = [...peers.entries()].filter(([, t]) => now - t < PEER_FRESH_MS).map(([id]) => id);
+  ids.sort((a, b) => (b === clientId) - (a === clientId));
+  for (const id of ids) {
+    const client = await self.clients.get(id);
+    if (!client) {
+      peers.delete(id);
+      continue;
+    }
+    return ask(client, url, firstByteMs);
+  }
+  return null;
+};
+
+const TRANSFER_MS = 120000;
+
+function ask(client, url, firstByteMs) {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    let begun = false;
+    let settled = false;
+    const finish = (v) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t1);
+      clearTimeout(t2);
+      ch.port1.close();
+      resolve(v);
+    };
+    const t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
+    const t2 = setTimeout(() => finish(null), TRANSFER_MS);
+    ch.port1.onmessage = (ev) => {
+      const d = ev.data || {};
+      switch (d.op) {
+        case 'start':
+          begun = true;
+          break;
+        case 'done':
+          finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '' });
+          break;
+        case 'origin':
+          finish({ kind: 'origin' });
+          break;
+        default: // no-peer, error
+          finish(null);
+      }
+    };
+    client.postMessage({ op: 'get', url }, [ch.port2]);
+  });
+}
+
+// Called by the Go side after an origin fetch of a shared URL: the
+// page-side peers take the stored object into their cache (and end their
+// query waiting for it).
+self.flowerFetched = (url, ok, stored) => {
+  for (const id of peers.keys()) {
+    self.clients.get(id).then((c) => c && c.postMessage({ op: 'fetched', url, ok, stored }));
+  }
+};

@@ -1,0 +1,186 @@
+// Flower-CDN embed script (https://github.com/flowercdn/flower).
+//
+//   <script src="/flower/flower.js" data-bootstrap="wss://boot.example.org"
+//           data-site-key="ed25519:..." async></script>
+//
+// It registers the service worker (/flower-sw.js, served at the site root)
+// and, after the page's load event, starts the page-side peer: the same
+// WebAssembly module in "page" mode, which joins the site's petal over
+// WebRTC and answers the service worker's requests. One page per browser
+// runs the peer (a Web Lock decides); if anything fails, the page works as
+// it would without Flower-CDN.
+//
+// API: flower.stats() -> Promise of the counters (docs/browser.md);
+// flower.state ("starting", "running", "waiting", "unsupported", "failed");
+// flower.ready (a Promise settled when the peer runs or fails); a
+// "flower:stats" event on window, with the counters as detail, whenever they
+// change (at most once a second).
+(() => {
+  'use strict';
+  if (window.flower) return;
+  const script = document.currentScript;
+  const data = (script && script.dataset) || {};
+  const base = script ? new URL('.', script.src).pathname : '/flower/';
+  const cfg = {
+    bootstrap: data.bootstrap || '',
+    siteKey: data.siteKey || '',
+    sw: data.sw || '/flower-sw.js',
+    log: data.log || '',
+  };
+
+  let peer = null; // globalThis.flowerPeer once it runs
+  let settle;
+  const flower = {
+    state: 'starting',
+    error: '',
+    ready: new Promise((resolve) => { settle = resolve; }),
+    async stats() {
+      if (!peer) return { state: flower.state, error: flower.error };
+      const s = JSON.parse(await peer.stats());
+      s.state = flower.state;
+      return s;
+    },
+  };
+  window.flower = flower;
+  const fail = (state, err) => {
+    flower.state = state;
+    flower.error = String(err || '');
+    if (err) console.warn('[flower] page-side peer:', flower.error);
+    settle(flower.state);
+  };
+
+  // Close the WebRTC connections when the page goes away, so that other
+  // peers see this one leave at once rather than after ICE timeouts.
+  const conns = new Set();
+  const Native = window.RTCPeerConnection;
+  if (Native) {
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        conns.add(this);
+        this.addEventListener('connectionstatechange', () => {
+          if (this.connectionState === 'closed') conns.delete(this);
+        });
+      }
+    };
+  }
+  window.addEventListener('pagehide', () => {
+    for (const pc of conns) {
+      try { pc.close(); } catch (e) { /* already closed */ }
+    }
+    if (peer) announce('peer-down');
+  });
+
+  const sw = navigator.serviceWorker;
+  if (sw) {
+    sw.register(cfg.sw, { scope: '/' }).catch((err) => console.warn('[flower] service worker:', err));
+    sw.addEventListener('message', onMessage);
+  }
+
+  function announce(op) {
+    if (!sw) return;
+    const target = sw.controller;
+    if (target) target.postMessage({ op });
+    else sw.ready.then((r) => r.active && r.active.postMessage({ op }));
+  }
+
+  // The service worker asks for an object ({op: "get"} with a port), tells
+  // us what it fetched from the origin, or asks who runs a peer.
+  function onMessage(e) {
+    const d = e.data || {};
+    if (d.op === 'get') {
+      const port = e.ports[0];
+      if (!port) return;
+      if (!peer) {
+        port.postMessage({ op: 'no-peer' });
+        return;
+      }
+      peer.lookup(d.url, () => port.postMessage({ op: 'start' })).then(
+        (r) => {
+          if (r.kind === 'object') {
+            port.postMessage({ op: 'done', body: r.body, statement: r.statement, local: r.local, peer: r.peer }, [r.body.buffer]);
+          } else {
+            port.postMessage({ op: 'origin' });
+          }
+        },
+        (err) => port.postMessage({ op: 'error', error: String(err) }),
+      );
+    } else if (d.op === 'fetched' && peer) {
+      peer.fetched(d.url, !!d.ok, !!d.stored);
+    } else if (d.op === 'who' && peer) {
+      announce('peer-up');
+    }
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = () => reject(new Error('cannot load ' + src));
+      document.head.appendChild(s);
+    });
+  }
+
+  async function runPeer() {
+    if (typeof window.Go !== 'function') await loadScript(base + 'wasm_exec.js');
+    const go = new window.Go();
+    go.argv = ['flower', 'page', cfg.bootstrap, cfg.siteKey, cfg.log];
+    const ready = new Promise((resolve) => { window.flowerReady = resolve; });
+    const { instance } = await WebAssembly.instantiateStreaming(fetch(base + 'flower.wasm'), go.importObject);
+    go.run(instance).finally(() => {
+      peer = null;
+      if (flower.state === 'running') fail('failed', 'the peer stopped');
+    });
+    const err = await ready;
+    if (err) throw new Error(err);
+    peer = window.flowerPeer;
+    flower.state = 'running';
+    settle(flower.state);
+    announce('peer-up');
+    setInterval(() => announce('peer-up'), 10000);
+    watchStats();
+  }
+
+  function watchStats() {
+    let last = '';
+    setInterval(async () => {
+      try {
+        const s = await flower.stats();
+        const j = JSON.stringify(s);
+        if (j !== last) {
+          last = j;
+          window.dispatchEvent(new CustomEvent('flower:stats', { detail: s }));
+        }
+      } catch (e) { /* the next tick tries again */ }
+    }, 1000);
+  }
+
+  function start() {
+    if (!Native || !window.WebAssembly || !navigator.locks || !sw) {
+      fail('unsupported', 'this browser lacks WebRTC, WebAssembly, Web Locks or service workers');
+      return;
+    }
+    if (!cfg.bootstrap) {
+      fail('failed', 'no data-bootstrap attribute on the script tag');
+      return;
+    }
+    // One peer per browser profile: the other pages of the site wait, and
+    // the next one takes over when this one closes.
+    flower.state = 'waiting';
+    navigator.locks.request('flower-cdn-peer', async () => {
+      flower.state = 'starting';
+      try {
+        await runPeer();
+      } catch (err) {
+        fail('failed', err);
+        return;
+      }
+      await new Promise(() => {}); // hold the lock for the page's life
+    }).catch((err) => fail('failed', err));
+  }
+
+  // Off the critical path: after the load event.
+  if (document.readyState === 'complete') setTimeout(start, 0);
+  else window.addEventListener('load', () => setTimeout(start, 0), { once: true });
+})();

@@ -1,0 +1,211 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/idb"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/peer"
+	"github.com/flowercdn/flower/shared/rtc"
+	"github.com/flowercdn/flower/worker"
+	"github.com/hack-pad/safejs"
+)
+
+// identityDoc holds the peer's private key: the same browser profile is the
+// same peer across page loads, so it rejoins its petal from its stored view.
+const identityDoc = "identity"
+
+// runPage starts the page-side peer: args are the bootstrap service's URL
+// and the site key the script tag names (may be empty).
+func runPage(ctx context.Context, log *slog.Logger, args []string) error {
+	if len(args) < 1 || args[0] == "" {
+		return errors.New("page: no bootstrap service (the script tag's data-bootstrap)")
+	}
+	boot, wantKey := args[0], ""
+	if len(args) > 1 {
+		wantKey = args[1]
+	}
+	loc, err := safejs.Global().Get("location")
+	if err != nil {
+		return err
+	}
+	ov, err := loc.Get("origin")
+	if err != nil {
+		return err
+	}
+	origin, err := ov.String()
+	if err != nil {
+		return err
+	}
+	st, err := idb.Open(idb.Name)
+	if err != nil {
+		return fmt.Errorf("page: %w", err)
+	}
+	key, err := identity(st)
+	if err != nil {
+		return err
+	}
+	start, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if wantKey != "" {
+		// The key comes from the origin twice (script tag and well-known
+		// document); they must agree.
+		sc, err := peer.NewSiteClient(start, peer.SiteClientConfig{Origin: origin, Logger: log})
+		if err != nil {
+			return fmt.Errorf("page: %w", err)
+		}
+		if got := sc.WellKnown().PublicKey.String(); got != wantKey {
+			return fmt.Errorf("page: the script tag names site key %s, the well-known document %s", wantKey, got)
+		}
+	}
+	p, err := peer.Start(start, peer.Config{
+		Bootstrap: boot, Sites: []string{origin}, Store: st, Key: key,
+		Net: peer.RTC(rtc.Config{Logger: log}), Locality: -1, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("page: %w", err)
+	}
+	pp := &pagePeer{p: p, st: st, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
+	return pp.install()
+}
+
+func identity(st *idb.Store) (ed25519.PrivateKey, error) {
+	b, err := st.Doc(identityDoc)
+	if err != nil {
+		return nil, fmt.Errorf("page: identity: %w", err)
+	}
+	if len(b) == ed25519.PrivateKeySize {
+		return ed25519.PrivateKey(b), nil
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("page: identity: %w", err)
+	}
+	if err := st.SetDoc(identityDoc, key); err != nil {
+		return nil, fmt.Errorf("page: identity: %w", err)
+	}
+	return key, nil
+}
+
+type pagePeer struct {
+	p       *peer.Peer
+	st      *idb.Store
+	origin  string
+	site    ids.SiteID
+	log     *slog.Logger
+	started time.Time
+}
+
+// install sets globalThis.flowerPeer for the glue (site/flower/flower.js):
+//   - lookup(url, onStart) → Promise of {kind: "object", body, statement,
+//     local, peer} or {kind: "origin"} (the worker fetches and reports);
+//   - fetched(url, ok, stored): the worker's origin fetch;
+//   - stats() → Promise of a JSON string (see Stats in docs/browser.md);
+//   - close() → Promise: leave the network (the visitor turned it off).
+func (pp *pagePeer) install() error {
+	obj, err := newObject()
+	if err != nil {
+		return err
+	}
+	funcs := map[string]func(args []safejs.Value) any{
+		"lookup": func(args []safejs.Value) any {
+			return worker.Promise(func() (any, error) { return pp.lookup(args) })
+		},
+		"fetched": func(args []safejs.Value) any {
+			if len(args) < 3 {
+				return nil
+			}
+			u, _ := args[0].String()
+			ok, _ := args[1].Bool()
+			stored, _ := args[2].Bool()
+			go func() {
+				if err := pp.p.Fetched(u, ok, stored); err != nil {
+					pp.log.Info("adopt", "url", u, "err", err)
+				}
+			}()
+			return nil
+		},
+		"stats": func([]safejs.Value) any {
+			return worker.Promise(func() (any, error) {
+				b, err := json.Marshal(pp.stats())
+				return string(b), err
+			})
+		},
+		"close": func([]safejs.Value) any {
+			return worker.Promise(func() (any, error) { return nil, pp.p.Close() })
+		},
+	}
+	for name, fn := range funcs {
+		f, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any { return fn(args) })
+		if err != nil {
+			return err
+		}
+		if err := obj.Set(name, f.Value()); err != nil {
+			return err
+		}
+	}
+	return safejs.Global().Set("flowerPeer", obj)
+}
+
+func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
+	if len(args) < 1 {
+		return nil, errors.New("lookup(url, onStart)")
+	}
+	u, err := args[0].String()
+	if err != nil {
+		return nil, err
+	}
+	var onStart func()
+	if len(args) > 1 && args[1].Type() == safejs.TypeFunction {
+		cb := args[1]
+		onStart = func() { _, _ = cb.Invoke() }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := pp.p.Lookup(ctx, u, onStart)
+	out, oerr := newObject()
+	if oerr != nil {
+		return nil, oerr
+	}
+	if errors.Is(err, peer.ErrOrigin) {
+		return out, out.Set("kind", "origin")
+	}
+	if err != nil {
+		return nil, err
+	}
+	body, err := idb.ToJS(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	statement, err := idb.ToJS(r.Statement)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range map[string]any{
+		"kind": "object", "body": body, "statement": statement,
+		"local": r.Source == core.SourceLocal, "peer": r.Peer.Short(),
+	} {
+		if err := out.Set(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func newObject() (safejs.Value, error) {
+	cls, err := safejs.Global().Get("Object")
+	if err != nil {
+		return safejs.Value{}, err
+	}
+	return cls.New()
+}

@@ -1,0 +1,359 @@
+//go:build js && wasm
+
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/flowercdn/flower/shared/idb"
+	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/peer"
+	"github.com/hack-pad/safejs"
+)
+
+// StatsDoc is the IndexedDB document holding the worker's counters.
+const StatsDoc = "worker-stats"
+
+// wellKnownDoc holds the site's well-known document as last read, so that
+// the worker can verify its cache while the origin is unreachable.
+const wellKnownDoc = "well-known"
+
+// Run starts the worker inside a service worker: it opens IndexedDB, reads
+// the site's well-known document (from the origin, else the copy saved last
+// time), restores its counters, and installs globalThis.flowerWorker for
+// the JS glue (site/flower-sw.js): shares(url) → bool, and handle(url,
+// headers, clientId) → Promise of a Response, or of null when the glue
+// should send the request to the network itself.
+func Run(ctx context.Context, log *slog.Logger) error {
+	origin, err := global("location", "origin")
+	if err != nil {
+		return fmt.Errorf("worker: no location: %w", err)
+	}
+	st, err := idb.Open(idb.Name)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	sc, err := siteClient(ctx, origin, st, log)
+	if err != nil {
+		return err
+	}
+	w, err := New(Config{Site: sc, Store: idbStore{st}, Peers: jsPeers{}, Logger: log})
+	if err != nil {
+		return err
+	}
+	if b, err := st.Doc(StatsDoc); err == nil && b != nil {
+		var s Snapshot
+		if json.Unmarshal(b, &s) == nil {
+			w.Restore(s)
+		}
+	}
+	go w.saveStats(ctx, st)
+	return w.install()
+}
+
+func global(path ...string) (string, error) {
+	v := safejs.Global()
+	var err error
+	for _, p := range path {
+		if v, err = v.Get(p); err != nil {
+			return "", err
+		}
+	}
+	return v.String()
+}
+
+func siteClient(ctx context.Context, origin string, st *idb.Store, log *slog.Logger) (*peer.SiteClient, error) {
+	// Origin requests carry no cookie: what comes back may be shared.
+	hdr := http.Header{"js.fetch:credentials": {"omit"}}
+	cfg := peer.SiteClientConfig{Origin: origin, Header: hdr, Logger: log}
+	sc, err := peer.NewSiteClient(ctx, cfg)
+	if err == nil {
+		if b, merr := sc.WellKnown().Marshal(); merr == nil {
+			_ = st.SetDoc(wellKnownDoc, b)
+		}
+		return sc, nil
+	}
+	saved, derr := st.Doc(wellKnownDoc)
+	if derr != nil || saved == nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	log.Warn("origin unreachable: using the saved well-known document", "err", err)
+	cfg.WellKnown = saved
+	return peer.NewSiteClient(ctx, cfg)
+}
+
+// saveStats writes the counters to IndexedDB when they change (every
+// second at most), so the page can read them and they survive restarts.
+func (w *Worker) saveStats(ctx context.Context, st *idb.Store) {
+	var last Snapshot
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := w.Stats()
+		if s == last {
+			continue
+		}
+		b, _ := json.Marshal(s)
+		if err := st.SetDoc(StatsDoc, b); err != nil {
+			w.log.Debug("save counters", "err", err)
+			continue
+		}
+		last = s
+	}
+}
+
+func (w *Worker) install() error {
+	obj, err := newObject()
+	if err != nil {
+		return err
+	}
+	shares, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		if len(args) < 1 {
+			return false
+		}
+		u, err := args[0].String()
+		return err == nil && w.Shares(u)
+	})
+	if err != nil {
+		return err
+	}
+	handle, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		return promise(func() (any, error) { return w.handleJS(args) })
+	})
+	if err != nil {
+		return err
+	}
+	if err := obj.Set("shares", shares.Value()); err != nil {
+		return err
+	}
+	if err := obj.Set("handle", handle.Value()); err != nil {
+		return err
+	}
+	return safejs.Global().Set("flowerWorker", obj)
+}
+
+// handleJS runs Handle for the glue: args are the URL, a plain object of
+// request headers and the client id. It resolves to a Response, or to null
+// (the glue then fetches from the network).
+func (w *Worker) handleJS(args []safejs.Value) (any, error) {
+	if len(args) < 3 {
+		return nil, errors.New("worker: handle(url, headers, clientId)")
+	}
+	u, err := args[0].String()
+	if err != nil {
+		return nil, err
+	}
+	req := Request{URL: u, Header: http.Header{}}
+	for _, h := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
+		if v, err := args[1].Get(h); err == nil && !v.IsUndefined() && !v.IsNull() {
+			if s, err := v.String(); err == nil {
+				req.Header.Set(h, s)
+			}
+		}
+	}
+	req.ClientID, _ = args[2].String()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := w.Handle(ctx, req)
+	if errors.Is(err, ErrPass) {
+		return safejs.Null(), nil
+	}
+	if err != nil {
+		w.log.Info("fetch event", "url", u, "err", err)
+		return safejs.Null(), nil // the network may still answer
+	}
+	return jsResponse(r)
+}
+
+func jsResponse(r *Response) (any, error) {
+	hdrs, err := newObject()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range r.Header {
+		if len(v) > 0 {
+			if err := hdrs.Set(k, v[0]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	init, err := newObject()
+	if err != nil {
+		return nil, err
+	}
+	if err := init.Set("status", r.Status); err != nil {
+		return nil, err
+	}
+	if err := init.Set("headers", hdrs); err != nil {
+		return nil, err
+	}
+	var body any = safejs.Null()
+	if r.Status != http.StatusNotModified && r.Status != http.StatusNoContent {
+		b, err := idb.ToJS(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	cls, err := safejs.Global().Get("Response")
+	if err != nil {
+		return nil, err
+	}
+	return cls.New(body, init)
+}
+
+func newObject() (safejs.Value, error) {
+	cls, err := safejs.Global().Get("Object")
+	if err != nil {
+		return safejs.Value{}, err
+	}
+	return cls.New()
+}
+
+// promise returns a JS Promise settled by fn, run in a goroutine (it may
+// block on JS events).
+func promise(fn func() (any, error)) any {
+	cls, err := safejs.Global().Get("Promise")
+	if err != nil {
+		return nil
+	}
+	var exec safejs.Func
+	exec, err = safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		exec.Release()
+		resolve, reject := args[0], args[1]
+		go func() {
+			v, err := fn()
+			if err != nil {
+				_, _ = reject.Invoke(err.Error())
+				return
+			}
+			_, _ = resolve.Invoke(v)
+		}()
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	p, err := cls.New(exec.Value())
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// Await waits for a JS promise.
+func Await(p safejs.Value) (safejs.Value, error) {
+	type result struct {
+		v   safejs.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	then, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		var v safejs.Value
+		if len(args) > 0 {
+			v = args[0]
+		}
+		ch <- result{v: v}
+		return nil
+	})
+	if err != nil {
+		return safejs.Value{}, err
+	}
+	defer then.Release()
+	catch, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		msg := "rejected"
+		if len(args) > 0 {
+			if s, err := args[0].Call("toString"); err == nil {
+				msg, _ = s.String()
+			}
+		}
+		ch <- result{err: errors.New(msg)}
+		return nil
+	})
+	if err != nil {
+		return safejs.Value{}, err
+	}
+	defer catch.Release()
+	if _, err := p.Call("then", then.Value(), catch.Value()); err != nil {
+		return safejs.Value{}, err
+	}
+	r := <-ch
+	return r.v, r.err
+}
+
+// Promise is promise for the page-side binding (wasm/).
+func Promise(fn func() (any, error)) any { return promise(fn) }
+
+// idbStore adapts the IndexedDB store to the worker's Store.
+type idbStore struct{ s *idb.Store }
+
+func (s idbStore) Get(site ids.SiteID, obj ids.ObjectID) (peer.Entry, []byte, error) {
+	m, b, err := s.s.Get(site, obj)
+	return m.Entry, b, err
+}
+func (s idbStore) Put(e peer.Entry, body []byte) error            { return s.s.Put(e, body) }
+func (s idbStore) Delete(site ids.SiteID, obj ids.ObjectID) error { return s.s.Delete(site, obj) }
+func (s idbStore) Touch(site ids.SiteID, obj ids.ObjectID, e peer.Entry) error {
+	return s.s.Touch(site, obj, idb.Meta{Entry: e})
+}
+func (s idbStore) Trim(quota int64) ([]peer.Entry, error) { return s.s.Trim(quota) }
+
+// jsPeers reaches the page-side peers through the glue's flowerAskPeer and
+// flowerFetched (site/flower-sw.js), which do the client messaging.
+type jsPeers struct{}
+
+func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Duration) (Answer, error) {
+	fn, err := safejs.Global().Get("flowerAskPeer")
+	if err != nil || fn.IsUndefined() {
+		return Answer{}, errors.New("worker: no flowerAskPeer in the glue")
+	}
+	p, err := fn.Invoke(url, clientID, firstByte.Milliseconds())
+	if err != nil {
+		return Answer{}, err
+	}
+	v, err := Await(p)
+	if err != nil {
+		return Answer{}, err
+	}
+	if v.IsNull() || v.IsUndefined() {
+		return Answer{}, nil
+	}
+	kind, _ := v.Get("kind")
+	k, _ := kind.String()
+	switch k {
+	case "origin":
+		return Answer{Kind: ToOrigin}, nil
+	case "object":
+	default:
+		return Answer{}, fmt.Errorf("worker: page-side peer answered %q", k)
+	}
+	get := func(n string) safejs.Value { x, _ := v.Get(n); return x }
+	a := Answer{Kind: FromPeer}
+	if a.Body, err = idb.ToGo(get("body")); err != nil {
+		return Answer{}, err
+	}
+	if a.Entry.Statement, err = idb.ToGo(get("statement")); err != nil {
+		return Answer{}, err
+	}
+	a.Entry.Size = int64(len(a.Body))
+	a.Local, _ = get("local").Bool()
+	a.Peer, _ = get("peer").String()
+	return a, nil
+}
+
+func (jsPeers) Fetched(url string, ok, stored bool) {
+	if fn, err := safejs.Global().Get("flowerFetched"); err == nil && !fn.IsUndefined() {
+		_, _ = fn.Invoke(url, ok, stored)
+	}
+}
