@@ -32,13 +32,17 @@ var (
 
 // Main runs the tests of m, removes the binary that Start built, and exits
 // with the tests' status. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns the tests' status, for a
+// TestMain with more to check afterwards.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
-	os.Exit(code)
+	return code
 }
 
 // Binary returns the path of the flower-bootstrap binary, building it on
@@ -46,7 +50,7 @@ func Main(m *testing.M) {
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !mainCalled.Load() {
-		t.Fatal("bootstraptest: call bootstraptest.Main(m) from TestMain (it removes the built binary)")
+		t.Fatal("bootstraptest: call bootstraptest.Main(m) (or Run, or browsertest.Main) from TestMain; it removes the built binary")
 	}
 	buildOnce.Do(func() {
 		start := time.Now()
