@@ -186,14 +186,14 @@ func TestWebRTCBetweenVisitors(t *testing.T) {
 	a.WaitEval(`rtc.received.includes('hello from b')`, 5*time.Second)
 	b.WaitLog("[b page] log: rtc: received hello from a", 5*time.Second)
 
-	// When a visitor closes its browser, the other sees the connection go
-	// (Chromium sends no SCTP abort on exit: ICE consent checks notice).
+	// When a visitor closes its browser, pagehide runs and the page closes
+	// its connection (rtc.html does that), so the other visitor's channel
+	// closes at once. (With no such handler, the other side notices only
+	// when ICE consent checks fail: about 7.6 s here.)
 	closed := time.Now()
 	a.Close()
-	b.WaitEval(`['disconnected', 'failed', 'closed'].includes(pc.connectionState) || rtc.state === 'closed'`, 20*time.Second)
-	var state string
-	b.MustEval(`pc.connectionState + ', channel ' + rtc.state`, &state)
-	t.Logf("b saw the connection go (%s) %v after a closed its browser", state, time.Since(closed).Round(time.Millisecond))
+	b.WaitEval(`rtc.state === 'closed'`, 5*time.Second)
+	t.Logf("b saw the channel close %v after a closed its browser", time.Since(closed).Round(time.Millisecond))
 }
 
 // TestCloseAndKillLeaveNoProcess: after Close or Kill, no process of the

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -257,9 +258,11 @@ func (v *Visitor) maybeAttach(info *target.Info) {
 	}()
 }
 
-// Close closes the browser as a visitor does (Browser.close: pages unload,
-// connections close), killing it if it takes more than 5 s. It is safe to
-// call more than once; the test's cleanup calls it.
+// Close closes the browser as a visitor does: the page closes first
+// (Page.close: pagehide and unload run, the document's RTCPeerConnections
+// close, so peers see their data channels close at once), then the browser
+// (Browser.close), killed if that takes more than 5 s. It is safe to call
+// more than once; the test's cleanup calls it.
 func (v *Visitor) Close() { v.shutdown(false) }
 
 // Kill ends the browser with SIGKILL, as a crash or a power cut would: the
@@ -274,6 +277,7 @@ func (v *Visitor) shutdown(kill bool) {
 				_ = p.Kill()
 			}
 		} else {
+			v.closePage()
 			ctx, cancel := context.WithTimeout(v.ctx, 5*time.Second)
 			err := chromedp.Cancel(ctx)
 			cancel()
@@ -299,6 +303,27 @@ func (v *Visitor) shutdown(kill bool) {
 		v.ended = true
 		v.mu.Unlock()
 	})
+}
+
+// closePage closes the page and waits (at most 3 s) until it is gone.
+// Browser.close alone tears pages down without unloading them: a peer then
+// notices only when ICE consent checks fail, about 7 s later.
+func (v *Visitor) closePage() {
+	detached, err := chromedp.Detached(v.ctx)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(v.ctx, 3*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.Close, cdp.Empty{}); err != nil {
+		v.logf("close the page: %v", err)
+		return
+	}
+	select {
+	case <-detached:
+	case <-ctx.Done():
+		v.logf("the page did not close within 3 s")
+	}
 }
 
 // cleanup saves a screenshot when the test failed, then closes the browser.
