@@ -94,7 +94,7 @@ func (v *Visitor) WaitEval(js string, timeout time.Duration) {
 	}
 }
 
-// ScrollToBottom scrolls the page down in steps of half a screen, as a
+// ScrollToBottom scrolls the page down in steps of 3/4 of a screen, as a
 // reader would, so that lazy images start to load, then waits until the
 // page's network is idle-ish and every <img> is complete (at most 15 s).
 func (v *Visitor) ScrollToBottom() {
@@ -102,7 +102,7 @@ func (v *Visitor) ScrollToBottom() {
 	const step = `(async () => {
 		const el = document.scrollingElement || document.documentElement;
 		const before = el.scrollTop;
-		window.scrollBy(0, Math.max(100, innerHeight / 2));
+		window.scrollBy(0, Math.max(100, innerHeight * 0.75));
 		await new Promise(r => requestAnimationFrame(() => setTimeout(r, 80)));
 		return {moved: el.scrollTop !== before,
 			bottom: el.scrollTop + innerHeight >= el.scrollHeight - 2};

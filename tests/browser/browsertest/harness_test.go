@@ -31,6 +31,10 @@ func newTestServer(t *testing.T) *testServer {
 	s := &testServer{uas: map[string]string{}, boxes: map[string][]json.RawMessage{}, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle("/", http.FileServer(http.Dir("testdata")))
+	mux.HandleFunc("/img/{name}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		_, _ = io.WriteString(w, `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="500"><rect width="300" height="500" fill="#8c4"/></svg>`)
+	})
 	mux.HandleFunc("/ua", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.UserAgent()) })
 	mux.HandleFunc("POST /signal/{room}/{who}", s.post)
 	mux.HandleFunc("GET /signal/{room}/{who}", s.poll)
@@ -82,6 +86,19 @@ func (s *testServer) poll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// count is how many distinct request URIs start with prefix.
+func (s *testServer) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for uri := range s.uas {
+		if strings.HasPrefix(uri, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *testServer) userAgent(uri string) (string, bool) {
@@ -194,6 +211,42 @@ func TestWebRTCBetweenVisitors(t *testing.T) {
 	a.Close()
 	b.WaitEval(`rtc.state === 'closed'`, 5*time.Second)
 	t.Logf("b saw the channel close %v after a closed its browser", time.Since(closed).Round(time.Millisecond))
+}
+
+// TestScrollAndOffline: ScrollToBottom makes every lazy image load;
+// SetOffline cuts the page's HTTP and restores it.
+func TestScrollAndOffline(t *testing.T) {
+	srv := newTestServer(t)
+	v := NewVisitor(t, "s", Options{})
+	v.Navigate(srv.URL + "/lazy.html")
+	if n := srv.count("/img/"); n >= 20 {
+		t.Fatalf("%d lazy images loaded before scrolling: the test page is too short", n)
+	}
+	before := srv.count("/img/")
+	v.ScrollToBottom()
+	var complete int
+	v.MustEval(`[...document.images].filter(i => i.complete && i.naturalWidth > 0).length`, &complete)
+	if n := srv.count("/img/"); n != 20 || complete != 20 {
+		t.Fatalf("after scrolling: %d images requested, %d complete; want 20", n, complete)
+	}
+	t.Logf("images loaded: %d before scrolling, 20 after", before)
+
+	v.SetOffline(true)
+	var r string
+	v.MustEval(`fetch('/ua?offline').then(r => 'fetched', e => 'failed: ' + e.message)`, &r)
+	if !strings.HasPrefix(r, "failed") {
+		t.Fatalf("offline fetch: %s", r)
+	}
+	var online bool
+	v.MustEval(`navigator.onLine`, &online)
+	if online {
+		t.Error("navigator.onLine is true while offline")
+	}
+	v.SetOffline(false)
+	v.MustEval(`fetch('/ua?online').then(r => 'fetched', e => 'failed: ' + e.message)`, &r)
+	if r != "fetched" {
+		t.Fatalf("fetch back online: %s", r)
+	}
 }
 
 // TestCloseAndKillLeaveNoProcess: after Close or Kill, no process of the
