@@ -149,8 +149,11 @@ func NewVisitor(t testing.TB, name string, opts Options) *Visitor {
 
 	start := time.Now()
 	// The first Run starts the browser; it lives as long as v.ctx, so this
-	// call must have no timeout of its own.
-	if err := chromedp.Do(v.ctx); err != nil {
+	// call must have no timeout of its own: a timer ends a hung start.
+	timer := time.AfterFunc(60*time.Second, v.cancel)
+	err = chromedp.Do(v.ctx)
+	timer.Stop()
+	if err != nil {
 		t.Fatalf("visitor %s: start Chromium: %v", name, err)
 	}
 	v.Started = time.Since(start)
