@@ -5,7 +5,7 @@ BIN      := bin
 GOFLAGS  ?=
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps wasm-shared
+.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps wasm-shared browser-deps
 
 all: build
 
@@ -26,11 +26,15 @@ sim: build
 	./$(BIN)/flower sim $(SIMFLAGS)
 
 # The shared packages also build for the browser (GOOS=js GOARCH=wasm).
-test: vet wasm-shared
+# The browser end-to-end tests (tests/browser) drive Debian's chromium.
+test: vet wasm-shared browser-deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 wasm-shared:
 	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./bootstrap/client
+
+browser-deps:
+	./scripts/install-browser.sh
 
 test-short:
 	$(GO) test -count=1 -short ./...
