@@ -28,7 +28,7 @@ import (
 
 // Cache lifetimes, by kind of file.
 const (
-	CacheStatic   = "public, max-age=3600"
+	CacheStatic     = "public, max-age=3600"
 	CacheRevalidate = "no-cache" // HTML, the well-known files and /flower-sw.js
 )
 
