@@ -122,10 +122,16 @@ cat <<EOF
   Ctrl-C stops all three.
 
 EOF
-# Wait for Ctrl-C, or for one of them to exit on its own.
-while :; do
+# Wait for Ctrl-C, or for one of them to exit on its own. The terminal's
+# SIGINT also reaches the three (they are in this process group): one that
+# stops first is not a failure.
+interrupted=
+trap 'interrupted=1' INT TERM
+while [ -z "$interrupted" ]; do
 	for i in "${!pids[@]}"; do
 		if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+			sleep 0.5
+			[ -n "$interrupted" ] && break 2
 			echo "run-demo: ${names[$i]} exited" >&2
 			exit 1
 		fi

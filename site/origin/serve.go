@@ -143,7 +143,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if enc != "" {
+		// http.ServeContent sends no Content-Length with a Content-Encoding,
+		// so a compressed variant is always sent whole, with its length:
+		// ignoring Range is allowed, and no browser asks a range of one.
 		h.Set("Content-Encoding", enc)
+		h.Set("Content-Length", strconv.FormatInt(bodyInfo.Size(), 10))
+		r.Header.Del("Range")
 	}
 	h.Set("ETag", etag(bodyInfo, enc))
 	http.ServeContent(w, r, name, bodyInfo.ModTime(), body)
