@@ -76,14 +76,14 @@ func newAccessLog(file string, max int, log *slog.Logger) (*accessLog, error) {
 	return a, nil
 }
 
-func (a *accessLog) add(start time.Time, r *http.Request, rec *recorder) {
+func (a *accessLog) add(start time.Time, r *http.Request, rng string, rec *recorder) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing
 	}
 	e := Request{
 		Time: start, Method: r.Method, Path: r.URL.RequestURI(), Status: status, Bytes: rec.bytes,
-		UserAgent: r.UserAgent(), Range: r.Header.Get("Range"),
+		UserAgent: r.UserAgent(), Range: rng,
 		Encoding: rec.Header().Get("Content-Encoding"), Cookie: r.Header.Get("Cookie") != "",
 		Duration: float64(time.Since(start).Microseconds()) / 1000,
 	}

@@ -202,7 +202,7 @@ func (s *Server) Requests() []Request { return s.acc.snapshot() }
 // ServeHTTP logs the request and answers it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
-	start := time.Now()
-	defer func() { s.acc.add(start, r, rec) }()
+	start, rng := time.Now(), r.Header.Get("Range") // serve may drop the Range
+	defer func() { s.acc.add(start, r, rng, rec) }()
 	s.serve(rec, r)
 }
