@@ -136,5 +136,6 @@ while [ -z "$interrupted" ]; do
 			exit 1
 		fi
 	done
-	sleep 1
+	sleep 1 || true
 done
+exit 0
