@@ -31,8 +31,6 @@
   }
 
   window.addEventListener("load", function () {
-    // Now the lazy pictures may load (see css/site.css).
-    document.documentElement.classList.add("ready");
     var live = document.getElementById("live");
     if (live) {
       tick(live);
