@@ -5,7 +5,7 @@ BIN      := bin
 GOFLAGS  ?=
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-short bench bench-sim sim fmt vet fuzz clean deps wasm-shared browser-deps
+.PHONY: all build run site sim-demo test test-short bench bench-sim sim fmt vet fuzz clean deps wasm-shared browser-deps
 
 all: build
 
@@ -13,11 +13,26 @@ build:
 	$(GO) build -o $(BIN)/flower ./cmd/flower
 	$(GO) build -o $(BIN)/flower-bootstrap ./cmd/flower-bootstrap
 
-# The main job. Until the browser peer lands, `make run` runs the simulator
-# demo (Flower-CDN against the Squirrel baselines and origin-only, writing sim.svg), then
-# serves the bootstrap service on 127.0.0.1:7700 until interrupted.
+# The main job: the browser demo. Builds the binaries and the signed demo site
+# (bin/site), then runs the bootstrap service (127.0.0.1:7700), the demo origin
+# (127.0.0.1:8080) and one native seeder until Ctrl-C (scripts/run-demo.sh).
+run:
+	GO=$(GO) MAKE=$(MAKE) ./scripts/run-demo.sh
+
+# The demo site, signed, for the origin SITE_BASE and the bootstrap
+# SITE_BOOTSTRAP (scripts/build-site.sh; needs wasm/ and site/flower/).
+SITE_DIR       ?= $(BIN)/site
+SITE_BASE      ?= http://127.0.0.1:8080
+SITE_BOOTSTRAP ?= http://127.0.0.1:7700
+SITE_KEYFILE   ?= $(BIN)/site.key
+site: build
+	GO=$(GO) FLOWER=./$(BIN)/flower ./scripts/build-site.sh $(SITE_DIR) $(SITE_BASE) $(SITE_BOOTSTRAP) $(SITE_KEYFILE)
+
+# The simulator demo (Flower-CDN against the Squirrel baselines and
+# origin-only, writing sim.svg), then the bootstrap service on 127.0.0.1:7700
+# until interrupted.
 RUNFLAGS ?= --peers 2000 --sites 20 --queries 200000 --seed 7 --warmup 20000
-run: build
+sim-demo: build
 	./$(BIN)/flower sim $(RUNFLAGS) --plot sim.svg
 	@echo "bootstrap service on http://127.0.0.1:7700 (Ctrl-C stops it)"
 	./$(BIN)/flower-bootstrap --listen 127.0.0.1:7700

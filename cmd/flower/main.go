@@ -7,6 +7,8 @@
 //	flower peer [flags]      run a headless peer (a seeder) until interrupted
 //	flower get URL [flags]   fetch one object through Flower-CDN
 //	flower bench-transfer    measure P2P transfers between two native peers
+//	flower origin [flags]    serve the demo site (a signed site directory) on loopback
+//	flower demo-assets       generate the demo site's pictures and video
 package main
 
 import (
@@ -30,6 +32,8 @@ commands:
   peer       run a headless peer of a site (a seeder next to the origin) until interrupted
   get        fetch one object through Flower-CDN, verified, and say where it came from
   bench-transfer  measure WebRTC transfers between two native peers on 127.0.0.1
+  origin     serve the demo site directory on a loopback address, with an access log
+  demo-assets  generate the demo site's pictures and video (deterministic)
 
 Run "flower <command> -h" for the flags of a command.
 `
@@ -66,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runGet(ctx, args[1:], stdout, stderr)
 	case "bench-transfer":
 		return runBenchTransfer(ctx, args[1:], stdout, stderr)
+	case "origin":
+		return runOrigin(ctx, args[1:], stdout, stderr)
+	case "demo-assets":
+		return runDemoAssets(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
