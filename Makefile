@@ -46,7 +46,8 @@ test: vet wasm-shared browser-deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 wasm-shared:
-	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./bootstrap/client
+	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./bootstrap/client ./worker ./wasm
+	GOOS=js GOARCH=wasm $(GO) vet ./shared/idb ./worker ./wasm
 
 browser-deps:
 	./scripts/install-browser.sh

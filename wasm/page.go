@@ -76,7 +76,19 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("page: %w", err)
 	}
 	pp := &pagePeer{p: p, st: st, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
-	return pp.install()
+	if err := pp.install(); err != nil {
+		return err
+	}
+	// Take part in the petal at once, not at the first miss: a visitor
+	// whose requests are all cache hits still serves its petal.
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := p.Join(ctx, origin); err != nil {
+			log.Info("join", "err", err)
+		}
+	}()
+	return nil
 }
 
 func identity(st *idb.Store) (ed25519.PrivateKey, error) {
