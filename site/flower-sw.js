@@ -22,7 +22,8 @@ const PEER_FRESH_MS = 30000;
 
 const started = (async () => {
   const go = new Go();
-  go.argv = ['flower', 'worker'];
+  // ?log=debug on the worker's URL (flower.js passes its data-log).
+  go.argv = ['flower', 'worker', new URL(self.location.href).searchParams.get('log') || ''];
   const ready = new Promise((resolve) => { self.flowerReady = resolve; });
   const { instance } = await WebAssembly.instantiateStreaming(fetch(BASE + 'flower.wasm'), go.importObject);
   go.run(instance).finally(() => { W = null; });
@@ -49,7 +50,10 @@ self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
 self.addEventListener('message', (e) => {
   const d = e.data || {};
   if (!e.source || !e.source.id) return;
-  if (d.op === 'peer-up') peers.set(e.source.id, Date.now());
+  if (d.op === 'peer-up') {
+    peers.set(e.source.id, Date.now());
+    e.source.postMessage({ op: 'peer-ack' });
+  }
   if (d.op === 'peer-down') peers.delete(e.source.id);
 });
 
@@ -115,6 +119,7 @@ self.flowerAskPeer = async (url, clientId, firstByteMs) => {
 };
 
 const TRANSFER_MS = 120000;
+const QUEUED_MS = 5000;
 
 function ask(client, url, firstByteMs) {
   return new Promise((resolve) => {
@@ -129,7 +134,11 @@ function ask(client, url, firstByteMs) {
       ch.port1.close();
       resolve(v);
     };
-    const t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
+    // No first byte within firstByteMs: the network. The page's
+    // {op: "progress"} (its peer's transfers are moving, this object may be
+    // queued behind them) extends the wait, up to QUEUED_MS in all.
+    const asked = Date.now();
+    let t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
     const t2 = setTimeout(() => finish(null), TRANSFER_MS);
     ch.port1.onmessage = (ev) => {
       const d = ev.data || {};
@@ -137,13 +146,23 @@ function ask(client, url, firstByteMs) {
         case 'start':
           begun = true;
           break;
+        case 'progress':
+          if (!begun && Date.now() - asked < QUEUED_MS) {
+            clearTimeout(t1);
+            t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
+          }
+          break;
         case 'done':
           finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '' });
           break;
         case 'origin':
           finish({ kind: 'origin' });
           break;
-        default: // no-peer, error
+        case 'error':
+          console.warn('[flower] page-side peer:', url, d.error);
+          finish(null);
+          break;
+        default: // no-peer
           finish(null);
       }
     };

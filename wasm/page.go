@@ -70,7 +70,7 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	p, err := peer.Start(start, peer.Config{
 		Bootstrap: boot, Sites: []string{origin}, Store: st, Key: key,
-		Net: peer.RTC(rtc.Config{Logger: log}), Locality: -1, Logger: log,
+		Net: peer.RTC(rtc.Config{Logger: log}), Locality: -1, Logger: log, Core: browserCore(),
 	})
 	if err != nil {
 		return fmt.Errorf("page: %w", err)
@@ -79,15 +79,17 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := pp.install(); err != nil {
 		return err
 	}
-	// Take part in the petal at once, not at the first miss: a visitor
-	// whose requests are all cache hits still serves its petal.
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := p.Join(ctx, origin); err != nil {
-			log.Info("join", "err", err)
-		}
-	}()
+	// Take part in the petal at once, not at the first miss (a visitor
+	// whose requests are all cache hits still serves its petal), and have
+	// the connection to the petal's directory open before the page's media
+	// ask for anything: flower.js loads them once the peer is ready.
+	warm, cancelWarm := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelWarm()
+	t0 := time.Now()
+	if err := p.Warm(warm, origin); err != nil {
+		log.Info("warm-up", "err", err)
+	}
+	log.Debug("warm-up done", "took", time.Since(t0))
 	return nil
 }
 
@@ -122,6 +124,7 @@ type pagePeer struct {
 //   - lookup(url, onStart) → Promise of {kind: "object", body, statement,
 //     local, peer} or {kind: "origin"} (the worker fetches and reports);
 //   - fetched(url, ok, stored): the worker's origin fetch;
+//   - progress() → object bytes received from peers so far;
 //   - stats() → Promise of a JSON string (see Stats in docs/browser.md);
 //   - close() → Promise: leave the network (the visitor turned it off).
 func (pp *pagePeer) install() error {
@@ -146,6 +149,11 @@ func (pp *pagePeer) install() error {
 				}
 			}()
 			return nil
+		},
+		"progress": func([]safejs.Value) any {
+			// Object bytes received from peers so far: the glue tells the
+			// service worker that transfers are moving (flower.js).
+			return float64(pp.p.Stats().BytesIn)
 		},
 		"stats": func([]safejs.Value) any {
 			return worker.Promise(func() (any, error) {
@@ -195,6 +203,7 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	pp.log.Debug("lookup", "url", u, "source", r.Source.String(), "bytes", len(r.Body), "first_byte", r.Lookup, "transfer", r.Transfer)
 	body, err := idb.ToJS(r.Body)
 	if err != nil {
 		return nil, err
@@ -220,4 +229,16 @@ func newObject() (safejs.Value, error) {
 		return safejs.Value{}, err
 	}
 	return cls.New()
+}
+
+// browserCore is the protocol's configuration in the browser: a browser
+// peer answers a query after an IndexedDB read and a turn of its page's
+// event loop, tens to hundreds of milliseconds even on one machine, so an
+// RTT-derived request timeout gets a higher floor than a native peer's
+// (which would give up on a holder that is about to send, and ask another
+// for the same object).
+func browserCore() core.Config {
+	c := core.DefaultConfig()
+	c.MinTimeout = 400 * time.Millisecond
+	return c
 }

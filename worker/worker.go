@@ -165,6 +165,7 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		w.log.Info("page-side peer", "url", req.URL, "err", err)
 	}
+	w.log.Debug("asked the page-side peer", "url", req.URL, "answer", a.Kind, "took", time.Since(start))
 	delegated := a.Kind == ToOrigin
 	if a.Kind == FromPeer {
 		a.Entry.Site, a.Entry.URL = site, req.URL // what was asked for

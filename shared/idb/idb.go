@@ -318,14 +318,61 @@ func (s *Store) Put(e peer.Entry, body []byte) error {
 	return nil
 }
 
-// Open implements peer.Store.
+// Open implements peer.Store. It reads the entry only; the body is read
+// at the first Read, so that a peer serving the object sends its start
+// frame (the statement) without waiting for the body.
 func (s *Store) Open(site ids.SiteID, obj ids.ObjectID) (peer.Entry, io.ReadCloser, error) {
-	m, body, err := s.Get(site, obj)
+	m, err := s.meta(site, obj)
 	if err != nil {
 		return peer.Entry{}, nil, err
 	}
-	return m.Entry, io.NopCloser(bytes.NewReader(body)), nil
+	return m.Entry, &lazyBody{s: s, site: site, obj: obj, size: m.Size}, nil
 }
+
+// meta reads an object's entry.
+func (s *Store) meta(site ids.SiteID, obj ids.ObjectID) (Meta, error) {
+	_, st, err := s.tx("readonly", stMeta)
+	if err != nil {
+		return Meta{}, err
+	}
+	req, err := st[0].Call("get", key(site, obj))
+	if err != nil {
+		return Meta{}, fmt.Errorf("idb: get: %w", err)
+	}
+	v, err := await(req)
+	if err != nil {
+		return Meta{}, fmt.Errorf("idb: get: %w", err)
+	}
+	if v.IsUndefined() {
+		return Meta{}, peer.ErrNotFound
+	}
+	return metaFromJS(v)
+}
+
+// lazyBody reads an object's body from IndexedDB at its first Read.
+type lazyBody struct {
+	s    *Store
+	site ids.SiteID
+	obj  ids.ObjectID
+	size int64
+	r    *bytes.Reader
+}
+
+func (b *lazyBody) Read(p []byte) (int, error) {
+	if b.r == nil {
+		_, body, err := b.s.Get(b.site, b.obj)
+		if err != nil {
+			return 0, err
+		}
+		if int64(len(body)) != b.size {
+			return 0, fmt.Errorf("idb: object changed while it was read (%d bytes, %d expected)", len(body), b.size)
+		}
+		b.r = bytes.NewReader(body)
+	}
+	return b.r.Read(p)
+}
+
+func (b *lazyBody) Close() error { return nil }
 
 // Get returns an object's meta and body (peer.ErrNotFound if absent).
 func (s *Store) Get(site ids.SiteID, obj ids.ObjectID) (Meta, []byte, error) {

@@ -133,6 +133,7 @@ func (h netHandler) Down(peer ids.PeerID, err error) {
 
 // serve sends one object from the store to the peer that asked for it.
 func (p *Peer) serve(s core.Serve) {
+	start := time.Now()
 	e, body, err := p.cfg.Store.Open(s.Site, s.Obj)
 	if err != nil {
 		// The bytes are gone: the core must stop advertising the object.
@@ -144,6 +145,7 @@ func (p *Peer) serve(s core.Serve) {
 		return
 	}
 	defer body.Close()
+	opened := time.Since(start)
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.transferBudget(e.Size))
 	defer cancel()
 	if err := p.net.SendObject(ctx, s.To, s.QID, encodeMeta(p.loc, e.Statement), e.Size, body); err != nil {
@@ -152,4 +154,5 @@ func (p *Peer) serve(s core.Serve) {
 	}
 	p.stats.served.Add(1)
 	p.stats.bytesUp.Add(e.Size)
+	p.log.Debug("served", "to", s.To.Short(), "url", e.URL, "bytes", e.Size, "store", opened, "took", time.Since(start))
 }

@@ -329,6 +329,23 @@ func (p *Peer) Join(ctx context.Context, origin string) error {
 	if r := p.Role(origin); r == core.RoleContent || r == core.RoleDirectory {
 		return nil
 	}
+	return p.probe(ctx, s)
+}
+
+// Warm runs a join probe whatever the peer's role: the query reaches the
+// petal's directory, so the connection to it is open before the first real
+// query needs it (a browser peer restarts at every page load, and its
+// first queries would otherwise each wait for a WebRTC connection).
+func (p *Peer) Warm(ctx context.Context, origin string) error {
+	s := p.sites[ids.SiteOf(origin)]
+	if s == nil {
+		return fmt.Errorf("peer: warm %s: %w", origin, ErrNotSite)
+	}
+	return p.probe(ctx, s)
+}
+
+func (p *Peer) probe(ctx context.Context, s *site) error {
+	origin := s.origin
 	_, _, err := p.query(ctx, s, origin+joinProbePath, true)
 	if ctx.Err() != nil {
 		return fmt.Errorf("peer: join %s: %w", origin, ctx.Err())

@@ -163,6 +163,7 @@ type counters struct {
 	verifyFailures, transferFailures      atomic.Int64
 	privateResponses, unsignedResponses   atomic.Int64
 	entryRequests, badFrames, storeErrors atomic.Int64
+	bytesIn                               atomic.Int64 // body bytes from peers as they arrive
 }
 
 // Stats are a peer's counters since it started.
@@ -178,6 +179,9 @@ type Stats struct {
 	EntryRequests                   int64 // entry-point requests sent to the bootstrap service
 	BadFrames                       int64 // protocol messages from peers that failed to decode
 	StoreErrors                     int64
+	// BytesIn counts object bytes from peers as they arrive (a transfer
+	// under way shows here before it completes).
+	BytesIn int64
 }
 
 // Stats returns the peer's counters.
@@ -190,6 +194,7 @@ func (p *Peer) Stats() Stats {
 		VerifyFailures: c.verifyFailures.Load(), TransferFailures: c.transferFailures.Load(),
 		PrivateResponses: c.privateResponses.Load(), UnsignedResponses: c.unsignedResponses.Load(),
 		EntryRequests: c.entryRequests.Load(), BadFrames: c.badFrames.Load(), StoreErrors: c.storeErrors.Load(),
+		BytesIn: c.bytesIn.Load(),
 	}
 }
 

@@ -138,6 +138,7 @@ func (s *recvSink) Write(chunk []byte) error {
 	}
 	s.buf = append(s.buf, chunk...)
 	s.hash.Write(chunk)
+	s.p.stats.bytesIn.Add(int64(len(chunk)))
 	return nil
 }
 

@@ -10,6 +10,11 @@
 // runs the peer (a Web Lock decides); if anything fails, the page works as
 // it would without Flower-CDN.
 //
+// Media the site marks with data-flower-src instead of src (pictures, video)
+// load once the page-side peer runs, so that they can come from peers; they
+// load from the origin after data-defer-ms (default 4000) without a running
+// peer, and at once where Flower-CDN cannot run.
+//
 // API: flower.stats() -> Promise of the counters (docs/browser.md);
 // flower.state ("starting", "running", "waiting", "unsupported", "failed");
 // flower.ready (a Promise settled when the peer runs or fails); a
@@ -25,7 +30,8 @@
     bootstrap: data.bootstrap || '',
     siteKey: data.siteKey || '',
     sw: data.sw || '/flower-sw.js',
-    log: data.log || '',
+    log: data.log || localStorage.getItem('flower-log') || '',
+    deferMs: Number(data.deferMs || 4000),
   };
 
   let peer = null; // globalThis.flowerPeer once it runs
@@ -47,7 +53,17 @@
     flower.error = String(err || '');
     if (err) console.warn('[flower] page-side peer:', flower.error);
     settle(flower.state);
+    releaseMedia();
   };
+
+  // Load the media marked data-flower-src.
+  function releaseMedia() {
+    document.querySelectorAll('[data-flower-src]').forEach((el) => {
+      el.src = el.getAttribute('data-flower-src');
+      el.removeAttribute('data-flower-src');
+    });
+  }
+  const mediaTimer = setTimeout(releaseMedia, cfg.deferMs);
 
   // Close the WebRTC connections when the page goes away, so that other
   // peers see this one leave at once rather than after ICE timeouts.
@@ -73,7 +89,7 @@
 
   const sw = navigator.serviceWorker;
   if (sw) {
-    sw.register(cfg.sw, { scope: '/' }).catch((err) => console.warn('[flower] service worker:', err));
+    sw.register(cfg.log ? cfg.sw + '?log=' + encodeURIComponent(cfg.log) : cfg.sw, { scope: '/' }).catch((err) => console.warn('[flower] service worker:', err));
     sw.addEventListener('message', onMessage);
   }
 
@@ -95,7 +111,16 @@
         port.postMessage({ op: 'no-peer' });
         return;
       }
-      peer.lookup(d.url, () => port.postMessage({ op: 'start' })).then(
+      // Until this object's first byte, tell the worker whenever the
+      // peer's transfers are moving: this one may be queued behind them.
+      let begun = false;
+      let seen = peer.progress();
+      const tick = setInterval(() => {
+        const now = peer ? peer.progress() : seen;
+        if (!begun && now > seen) port.postMessage({ op: 'progress' });
+        seen = now;
+      }, 100);
+      peer.lookup(d.url, () => { begun = true; port.postMessage({ op: 'start' }); }).finally(() => clearInterval(tick)).then(
         (r) => {
           if (r.kind === 'object') {
             port.postMessage({ op: 'done', body: r.body, statement: r.statement, local: r.local, peer: r.peer }, [r.body.buffer]);
@@ -109,6 +134,11 @@
       peer.fetched(d.url, !!d.ok, !!d.stored);
     } else if (d.op === 'who' && peer) {
       announce('peer-up');
+    } else if (d.op === 'peer-ack' && peer) {
+      // The service worker knows this page's peer: media asked for from
+      // now on can come from peers.
+      clearTimeout(mediaTimer);
+      releaseMedia();
     }
   }
 

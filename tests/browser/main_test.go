@@ -5,6 +5,7 @@
 package browser_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ type demo struct {
 	origin *origin.Server
 	boot   *browsertest.Bootstrap
 	url    string
+	dir    string // the built site
 }
 
 // startDemo serves the demo site on a free loopback port with a bootstrap
@@ -31,7 +33,7 @@ func startDemo(t *testing.T, localities int) *demo {
 	srv := origintest.Serve(t, dir)
 	boot := browsertest.RunBootstrap(t, srv.URL(), localities)
 	origintest.BuildSite(t, dir, srv.URL(), boot.URL)
-	return &demo{origin: srv, boot: boot, url: srv.URL()}
+	return &demo{origin: srv, boot: boot, url: srv.URL(), dir: dir}
 }
 
 // visitor opens a new visitor and waits until its page-side peer runs.
@@ -70,3 +72,5 @@ func fetchSource(t *testing.T, v *browsertest.Visitor, path string) (string, int
 	}
 	return out.Source, out.Size
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -30,6 +30,20 @@
       .catch(function (e) { pre.textContent = "flower.stats(): " + e; });
   }
 
+  // The pictures and the video are marked data-flower-src instead of src:
+  // flower.js loads them once the page-side peer runs, so that they can come
+  // from other visitors' browsers. Without flower.js (blocked, or not
+  // served), load them anyway.
+  window.addEventListener("load", function () {
+    setTimeout(function () {
+      if (window.flower) return;
+      document.querySelectorAll("[data-flower-src]").forEach(function (el) {
+        el.src = el.getAttribute("data-flower-src");
+        el.removeAttribute("data-flower-src");
+      });
+    }, 3000);
+  });
+
   window.addEventListener("load", function () {
     var live = document.getElementById("live");
     if (live) {
