@@ -194,22 +194,34 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	}
 	w.stats.add(&w.stats.FromOrigin, &w.stats.BytesFromOrigin, int64(len(r.Body)))
 	w.stats.ttfb(&w.stats.OriginTTFB, r.Lookup)
-	stored := false
 	if r.Entry != nil {
-		if err := w.cfg.Store.Put(*r.Entry, r.Body); err != nil {
-			w.log.Warn("store", "url", req.URL, "err", err)
-		} else {
-			stored = true
-			go w.trimStore()
+		// Stored and announced after the answer: the page need not wait
+		// for IndexedDB.
+		go w.keep(*r.Entry, r.Body)
+	} else {
+		if r.Status == http.StatusOK {
+			w.stats.inc(&w.stats.NotShared)
 		}
-	} else if r.Status == http.StatusOK {
-		w.stats.inc(&w.stats.NotShared)
+		w.cfg.Peers.Fetched(req.URL, r.Status == http.StatusOK, false)
 	}
-	w.cfg.Peers.Fetched(req.URL, r.Status == http.StatusOK, stored)
 	if r.Status != http.StatusOK {
 		return &Response{Status: r.Status, Header: pick(r.Header, "Content-Type", "Cache-Control"), Body: r.Body, Source: "origin"}, nil
 	}
 	return respond(req, http.StatusOK, r.ContentType, r.Body, "origin", pick(r.Header, "Cache-Control", "Etag", "Last-Modified", "Vary")), nil
+}
+
+// keep stores an object fetched from the origin and tells the page-side
+// peers.
+func (w *Worker) keep(e peer.Entry, body []byte) {
+	stored := true
+	if err := w.cfg.Store.Put(e, body); err != nil {
+		w.log.Warn("store", "url", e.URL, "err", err)
+		stored = false
+	}
+	w.cfg.Peers.Fetched(e.URL, true, stored)
+	if stored {
+		w.trimStore()
+	}
 }
 
 func (w *Worker) touch(site ids.SiteID, obj ids.ObjectID, e peer.Entry) {

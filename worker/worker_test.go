@@ -158,9 +158,11 @@ func TestOriginThenCache(t *testing.T) {
 	if r.Source != "origin" || r.Status != 200 || !bytes.Equal(r.Body, o.Body("/static/a.bin")) {
 		t.Fatalf("first request: %s %d", r.Source, r.Status)
 	}
-	if !st.has(url) || len(fp.fetched) != 1 || fp.fetched[0] != url+" stored" {
-		t.Fatalf("not stored or not announced: stored %v, announced %v", st.has(url), fp.fetched)
-	}
+	peertest.Eventually(t, "the object is stored and announced", 2*time.Second, func() bool {
+		fp.mu.Lock()
+		defer fp.mu.Unlock()
+		return st.has(url) && len(fp.fetched) == 1 && fp.fetched[0] == url+" stored"
+	})
 	r = handle(t, w, url, nil)
 	if r.Source != "cache" || !bytes.Equal(r.Body, o.Body("/static/a.bin")) || o.Hits("/static/a.bin") != 1 {
 		t.Fatalf("second request: %s, origin hits %d", r.Source, o.Hits("/static/a.bin"))
@@ -232,8 +234,11 @@ func TestNotShared(t *testing.T) {
 func TestQuota(t *testing.T) {
 	o, w, st, _, _ := setup(t, 170<<10)
 	a, b, c := o.URL+"/static/a.bin", o.URL+"/static/b.bin", o.URL+"/static/c.bin"
+	stored := func(u string) func() bool { return func() bool { return st.has(u) } }
 	handle(t, w, a, nil)
+	peertest.Eventually(t, "a stored", 2*time.Second, stored(a))
 	handle(t, w, b, nil)
+	peertest.Eventually(t, "b stored", 2*time.Second, stored(b))
 	handle(t, w, a, nil) // a is now more recent than b
 	handle(t, w, c, nil) // 220 KiB > 170 KiB: b goes
 	peertest.Eventually(t, "the LRU object is evicted", 2*time.Second, func() bool { return !st.has(b) })
