@@ -54,6 +54,10 @@ func BenchmarkBrowserRTC(b *testing.B) {
 		for _, v := range []*browsertest.Visitor{x, y} {
 			v.WaitEval(`window.bench && bench.state === "ready"`, 30*time.Second)
 		}
+		if os.Getenv("FLOWER_BENCH_GO") == "0" {
+			rawBaseline(b, x, y, runs)
+			continue
+		}
 		spec, _ := json.Marshal(map[string]any{"sizes": sizes, "seq": 8, "par": 8, "hash": os.Getenv("FLOWER_BENCH_HASH") != "0"})
 		// Warm up: the first transfers of a connection run in slow start.
 		warm, _ := json.Marshal(map[string]any{"sizes": []int{1 << 20}, "seq": 2, "par": 2})
@@ -61,7 +65,7 @@ func BenchmarkBrowserRTC(b *testing.B) {
 		x.MustEval(fmt.Sprintf("bench.run(%q)", warm), &res)
 		var goPing float64
 		x.MustEval("bench.ping(50)", &goPing)
-		b.Logf("core message round trip (Go managers, idle): %.2f ms median of 50", goPing)
+		out("core message round trip (Go managers, idle): %.2f ms median of 50", goPing)
 		var all [][]benchGroup
 		for r := range runs {
 			x.MustEval(fmt.Sprintf("bench.run(%q)", spec), &res)
@@ -76,7 +80,7 @@ func BenchmarkBrowserRTC(b *testing.B) {
 			rawBaseline(b, x, y, runs)
 		}
 		uptime, _ := os.ReadFile("/proc/loadavg")
-		b.Logf("load average after: %s", strings.TrimSpace(string(uptime)))
+		out("load average after: %s", strings.TrimSpace(string(uptime)))
 		x.Close()
 		y.Close()
 	}
@@ -96,7 +100,7 @@ type benchGroup struct {
 // report logs, per size and mode, the median MB/s over the runs and the
 // median and maximum time to first byte and to arrival over every transfer.
 func report(b *testing.B, all [][]benchGroup) {
-	b.Logf("%-8s %-4s %8s %28s %28s   MB/s per run", "size", "mode", "MB/s", "TTFB ms med/p90/max", "done ms med/p90/max")
+	out("%-8s %-4s %8s %28s %28s   MB/s per run", "size", "mode", "MB/s", "TTFB ms med/p90/max", "done ms med/p90/max")
 	for i, g := range all[0] {
 		var mbps, ttfb, done []float64
 		for _, run := range all {
@@ -110,7 +114,7 @@ func report(b *testing.B, all [][]benchGroup) {
 			}
 		}
 		per := slices.Clone(mbps)
-		b.Logf("%-8d %-4s %8.1f %28s %28s   %s", g.Size, g.Mode, median(mbps), quantiles(ttfb), quantiles(done), floats(per))
+		out("%-8d %-4s %8.1f %28s %28s   %s", g.Size, g.Mode, median(mbps), quantiles(ttfb), quantiles(done), floats(per))
 		b.ReportMetric(median(mbps), fmt.Sprintf("MB/s-%s-%dK", g.Mode, g.Size>>10))
 		b.ReportMetric(median(ttfb), fmt.Sprintf("ttfb-ms-%s-%dK", g.Mode, g.Size>>10))
 	}
@@ -122,17 +126,18 @@ func rawBaseline(b *testing.B, x, y *browsertest.Visitor, runs int) {
 	y.WaitEval(`raw.state === "open"`, 20*time.Second)
 	var ping float64
 	x.MustEval("raw.ping(50)", &ping)
-	b.Logf("plain JS data channel round trip (idle): %.2f ms median of 50", ping)
-	for _, chunk := range []int{64 << 10, 256 << 10} {
+	out("plain JS data channel round trip (idle): %.2f ms median of 50", ping)
+	for _, c := range [][2]int{{64 << 10, 1 << 20}, {256 << 10, 1 << 20}, {64 << 10, 8 << 20}, {256 << 10, 8 << 20}} {
+		chunk, hw := c[0], c[1]
 		var mbps []float64
 		const size = 8 << 20
 		for range runs + 1 {
 			var ms float64
-			x.MustEval(fmt.Sprintf("raw.run(%d, %d)", size, chunk), &ms)
+			x.MustEval(fmt.Sprintf("raw.run(%d, %d, %d)", size, chunk, hw), &ms)
 			mbps = append(mbps, size/ms/1e3)
 		}
 		mbps = mbps[1:] // the first warms the connection
-		b.Logf("plain JS data channel, 8 MiB in %d KiB messages: %.1f MB/s median (%s)", chunk>>10, median(mbps), floats(mbps))
+		out("plain JS data channel, 8 MiB in %d KiB messages, %d MiB buffered at most: %.1f MB/s median (%s)", chunk>>10, hw>>20, median(mbps), floats(mbps))
 	}
 }
 
@@ -240,3 +245,6 @@ func newBenchServer(b *testing.B) *httptest.Server {
 	b.Cleanup(srv.Close)
 	return srv
 }
+
+// out prints a result line (benchmark logs are truncated after ten lines).
+func out(format string, args ...any) { fmt.Printf("rtcbench: "+format+"\n", args...) }
