@@ -347,3 +347,38 @@ func TestManyConcurrentTransfers(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestQIDReuseOnAnotherChannel: a qid is reused as soon as SendObject
+// returned; the new transfer runs on another object channel while the
+// receiver has not yet read the old one's end (its Sink is still inside
+// Write), and both arrive with no protocol error.
+func TestQIDReuseOnAnotherChannel(t *testing.T) {
+	noLeaks(t)
+	_, a, _, b, rb := connected(t, testConfig())
+	release := make(chan struct{})
+	var n int
+	rb.setObject(func(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
+		s := newMemSink(from, qid, meta, size)
+		if n++; n == 1 {
+			s.onWrite = func(int) error { <-release; return nil }
+		}
+		rb.objs <- s
+		return s, nil
+	})
+	for i := range 2 {
+		if err := a.SendObject(context.Background(), pid(2), 5, nil, 100, bytes.NewReader(pattern(100))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	first, second := recvObj(t, rb), recvObj(t, rb)
+	if err := sinkClosed(t, second, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := sinkClosed(t, first, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.ProtocolErrors != 0 || st.TransfersRecv != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
