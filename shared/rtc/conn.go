@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,8 +20,12 @@ const (
 )
 
 const (
-	ctlChannelID      = 0
-	objChannelID      = 1
+	// ctlChannelID is the index of the control channel in conn.rd; the
+	// object channels follow it (index 1+i for object channel i).
+	ctlChannelID = 0
+	// numChannels: the control channel and one object channel per transfer
+	// slot, so that a transfer's frames never queue behind another's.
+	numChannels       = 1 + MaxTransfers
 	maxPendingCands   = 64
 	lowWaterFallback  = 50 * time.Millisecond
 	readerBufferSlack = 1
@@ -35,7 +40,7 @@ type conn struct {
 	offerer bool
 	created time.Time
 	opened  chan struct{} // closed when both channels are open
-	slots   chan struct{} // one token per outgoing transfer (MaxTransfers)
+	slots   chan int      // free object channels: one per outgoing transfer (MaxTransfers)
 	done    chan struct{} // closed when the connection is failing or closed
 	readers sync.WaitGroup
 	wmu     sync.Mutex // orders writes on the control channel
@@ -47,8 +52,9 @@ type conn struct {
 	lastUsed      time.Time
 	queue         [][]byte // control frames waiting for the channels to open
 	pc            *webrtc.PeerConnection
-	ctl, obj      *webrtc.DataChannel
-	rd            [2]msgReader
+	ctl           *webrtc.DataChannel
+	objs          [MaxTransfers]*webrtc.DataChannel
+	rd            [numChannels]msgReader
 	nOpen         int
 	remoteSetting bool
 	remoteSet     bool
@@ -56,7 +62,7 @@ type conn struct {
 	localSent     bool
 	pendingLocal  []webrtc.ICECandidateInit
 	outs          map[uint64]*outXfer
-	ins           map[uint64]*inXfer
+	ins           [MaxTransfers]*inXfer // by object channel: one transfer at a time on each
 
 	lowMu  sync.Mutex
 	lowGen chan struct{} // closed and replaced on each buffered-amount-low event
@@ -67,11 +73,13 @@ func (m *Manager) newConnLocked(peer ids.PeerID, sess uint64, offerer bool) *con
 	c := &conn{
 		m: m, peer: peer, sess: sess, offerer: offerer, created: now,
 		opened: make(chan struct{}), done: make(chan struct{}),
-		slots:    make(chan struct{}, MaxTransfers),
+		slots:    make(chan int, MaxTransfers),
 		lastUsed: now,
 		outs:     make(map[uint64]*outXfer),
-		ins:      make(map[uint64]*inXfer),
 		lowGen:   make(chan struct{}),
+	}
+	for i := range MaxTransfers {
+		c.slots <- i
 	}
 	m.conns[peer] = c
 	return c
@@ -83,7 +91,7 @@ func (c *conn) idleLocked() bool {
 		return false
 	}
 	for _, t := range c.ins {
-		if !t.done {
+		if t != nil && !t.done {
 			return false
 		}
 	}
@@ -111,6 +119,9 @@ func (c *conn) failLocked(err error, down bool) func() {
 	pc, rds := c.pc, c.rd
 	var sinks []func()
 	for _, t := range c.ins {
+		if t == nil {
+			continue
+		}
 		// A Sink inside Write is closed by its reader when Write returns.
 		sinks = append(sinks, c.closeInLocked(t, err))
 	}
@@ -178,7 +189,7 @@ func (c *conn) writeCtl(b []byte) error {
 	return nil
 }
 
-// newPC creates the PeerConnection and its two negotiated channels.
+// newPC creates the PeerConnection and, on the offerer, its data channels.
 func (c *conn) newPC() (*webrtc.PeerConnection, error) {
 	m := c.m
 	pc, err := m.api.NewPeerConnection(webrtc.Configuration{ICEServers: m.cfg.ICEServers})
@@ -217,7 +228,8 @@ func (c *conn) newPC() (*webrtc.PeerConnection, error) {
 		})
 		return pc, nil
 	}
-	for i, label := range [2]string{ctlChannelID: ctlLabel, objChannelID: objLabel} {
+	for i := range numChannels {
+		label := channelLabel(i)
 		dc, err := pc.CreateDataChannel(label, nil)
 		if err != nil {
 			return nil, fmt.Errorf("data channel %s: %w", label, err)
@@ -232,20 +244,31 @@ const (
 	objLabel = "obj"
 )
 
+// channelLabel names channel i: "ctl", then "obj" (object channel 0, the
+// label of the single object channel of earlier versions), "obj1" … "obj7".
+func channelLabel(i int) string {
+	switch i {
+	case ctlChannelID:
+		return ctlLabel
+	case 1:
+		return objLabel
+	}
+	return objLabel + strconv.Itoa(i-1)
+}
+
 func channelIndex(label string) int {
-	switch label {
-	case ctlLabel:
-		return ctlChannelID
-	case objLabel:
-		return objChannelID
+	for i := range numChannels {
+		if channelLabel(i) == label {
+			return i
+		}
 	}
 	return -1
 }
 
-// addChannel wires data channel i (ctl or obj) of c.
+// addChannel wires data channel i (ctl or an object channel) of c.
 func (c *conn) addChannel(i int, dc *webrtc.DataChannel) {
 	m := c.m
-	rd := newReader(dc, m.readerLimit())
+	rd := newReader(dc, m.readerLimit(i == ctlChannelID))
 	m.mu.Lock()
 	if c.state == stateClosed || c.rd[i] != nil {
 		dup := c.rd[i] != nil
@@ -260,15 +283,17 @@ func (c *conn) addChannel(i int, dc *webrtc.DataChannel) {
 	if i == ctlChannelID {
 		c.ctl = dc
 	} else {
-		c.obj = dc
+		c.objs[i-1] = dc
 	}
 	m.mu.Unlock()
-	if i == objChannelID {
-		dc.SetBufferedAmountLowThreshold(m.cfg.LowWater)
+	if i != ctlChannelID {
+		// The high-water mark bounds the sum over the object channels; a
+		// channel's share of the low-water mark makes sure one of them
+		// crosses its threshold while the sum drains.
+		dc.SetBufferedAmountLowThreshold(m.cfg.LowWater / MaxTransfers)
 		dc.OnBufferedAmountLow(c.bufferLow)
 	}
-	ctl := i == ctlChannelID
-	dc.OnOpen(func() { c.channelOpen(ctl) })
+	dc.OnOpen(func() { c.channelOpen(i) })
 }
 
 // bufferLow runs inside pion's SCTP loop: it only wakes waiting senders.
@@ -279,20 +304,26 @@ func (c *conn) bufferLow() {
 	c.lowMu.Unlock()
 }
 
+// objBuffered is what the object channels hold in all (the high-water mark
+// bounds it per connection).
+func (c *conn) objBuffered() uint64 {
+	var n uint64
+	for _, dc := range c.objs {
+		n += dc.BufferedAmount()
+	}
+	return n
+}
+
 func (c *conn) lowChan() chan struct{} {
 	c.lowMu.Lock()
 	defer c.lowMu.Unlock()
 	return c.lowGen
 }
 
-// channelOpen starts the channel's reader; once both are open the connection
+// channelOpen starts channel i's reader; once all are open the connection
 // is up and the queued messages go out.
-func (c *conn) channelOpen(ctl bool) {
+func (c *conn) channelOpen(i int) {
 	m := c.m
-	i := objChannelID
-	if ctl {
-		i = ctlChannelID
-	}
 	m.mu.Lock()
 	rd := c.rd[i]
 	m.mu.Unlock()
@@ -312,9 +343,9 @@ func (c *conn) channelOpen(ctl bool) {
 	}
 	c.readers.Add(1)
 	m.wg.Add(1)
-	go c.readLoop(rd, ctl)
+	go c.readLoop(rd, i)
 	c.nOpen++
-	if c.nOpen < 2 {
+	if c.nOpen < numChannels {
 		m.mu.Unlock()
 		return
 	}
@@ -342,8 +373,12 @@ func (c *conn) channelOpen(ctl bool) {
 	}
 }
 
-// readerLimit bounds what a browser reader may hold unread: every incoming
-// transfer's window, the control channel's cap, and a frame of slack.
-func (m *Manager) readerLimit() int {
-	return int(MaxTransfers*m.cfg.ReceiveWindow+int64(m.cfg.MaxCtlBuffered)) + 2*maxFrameSize
+// readerLimit bounds what a browser reader may hold unread: on the control
+// channel its cap, on an object channel one transfer's window (an honest
+// sender runs one transfer at a time on a channel), and two frames of slack.
+func (m *Manager) readerLimit(ctl bool) int {
+	if ctl {
+		return int(m.cfg.MaxCtlBuffered) + 2*maxFrameSize
+	}
+	return int(m.cfg.ReceiveWindow) + 2*maxFrameSize
 }

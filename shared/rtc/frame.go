@@ -6,11 +6,12 @@ import (
 	"fmt"
 )
 
-// Every data-channel message is one frame: a type byte and a body. Two
-// negotiated channels carry them (docs/transport.md):
+// Every data-channel message is one frame: a type byte and a body. The
+// channels carry them (docs/transport.md):
 //
-//	control channel (id 0): fMsg, fCancel, fCredit
-//	object channel  (id 1): fStart, fChunk, fEnd, fAbort
+//	control channel "ctl":                   fMsg, fCancel, fCredit
+//	object channels "obj", "obj1" … "obj7": fStart, fChunk, fEnd, fAbort
+//	                (one transfer at a time on each)
 //
 //	fMsg    [1] payload (0..MaxMessageSize bytes), one core message
 //	fStart  [2] qid u64, size u64, meta length u16, meta (0..MaxMetaSize)
@@ -58,7 +59,9 @@ const initialCredit = 256 << 10
 
 // MaxTransfers is how many transfers one peer may have running towards
 // another at once (counted from fStart to the fEnd or fAbort that ends it).
-// A sender waits for a slot; a receiver disconnects a peer that starts more.
+// It is also the number of object channels: a sender waits for a free one
+// (a slot); a receiver disconnects a peer that starts a transfer on an
+// object channel whose previous transfer has not ended.
 const MaxTransfers = 8
 
 // Reasons in fAbort and fCancel.

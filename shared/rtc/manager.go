@@ -223,8 +223,13 @@ func (m *Manager) Cancel(from ids.PeerID, qid uint64) {
 		m.mu.Unlock()
 		return
 	}
-	t := c.ins[qid]
-	if t == nil || t.done {
+	var t *inXfer
+	for _, x := range c.ins {
+		if x != nil && x.qid == qid && !x.done {
+			t = x
+		}
+	}
+	if t == nil {
 		m.mu.Unlock()
 		return
 	}
@@ -306,10 +311,11 @@ func (m *Manager) janitor() {
 				m.n.idle.Add(1)
 				runs = append(runs, c.failLocked(ErrIdle, true))
 			case c.state == stateOpen:
-				for qid, t := range c.ins {
-					if !t.done && !t.writing && now.Sub(t.last) > m.cfg.StallTimeout {
+				for _, t := range c.ins {
+					if t != nil && !t.done && !t.writing && now.Sub(t.last) > m.cfg.StallTimeout {
 						m.n.stalls.Add(1)
 						runs = append(runs, c.closeInLocked(t, fmt.Errorf("%w: no data for %v", ErrStalled, m.cfg.StallTimeout)))
+						qid := t.qid
 						cancels = append(cancels, func() { _ = c.writeCtl(appendReason(nil, fCancel, qid, reasonStalled)) })
 					}
 				}

@@ -24,6 +24,7 @@ type outXfer struct {
 // fAbort, so chunks already in flight are dropped rather than treated as a
 // violation. All fields are guarded by the manager's mutex.
 type inXfer struct {
+	qid      uint64
 	sink     Sink
 	size     int64
 	got      int64
@@ -69,9 +70,10 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 	if err != nil {
 		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), err)
 	}
+	var slot int
 	select { // a transfer slot: the receiver allows MaxTransfers at once
-	case c.slots <- struct{}{}:
-		defer func() { <-c.slots }()
+	case slot = <-c.slots:
+		defer func() { c.slots <- slot }()
 	case <-ctx.Done():
 		return fmt.Errorf("rtc: send object %d to %s: %w", qid, to.Short(), ctx.Err())
 	case <-c.done:
@@ -89,7 +91,7 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 	t := &outXfer{cancel: make(chan struct{}), allowed: initialCredit, credit: make(chan struct{})}
 	c.outs[qid] = t
 	c.lastUsed = time.Now()
-	obj := c.obj
+	obj := c.objs[slot]
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
@@ -98,7 +100,7 @@ func (m *Manager) SendObject(ctx context.Context, to ids.PeerID, qid uint64, met
 		m.mu.Unlock()
 	}()
 
-	s := sender{c: c, t: t, ctx: ctx, send: obj.Send, buffered: obj.BufferedAmount}
+	s := sender{c: c, t: t, ctx: ctx, send: obj.Send, buffered: c.objBuffered}
 	err = s.run(qid, meta, size, body, m.cfg.ChunkSize)
 	if err != nil {
 		m.n.xferFailed.Add(1)
@@ -121,7 +123,9 @@ type sender struct {
 }
 
 func (s *sender) run(qid uint64, meta []byte, size int64, body io.Reader, chunk int) error {
-	if err := s.write(appendStart(nil, qid, size, meta)); err != nil {
+	// The start frame does not wait for the high-water mark: it is small,
+	// one per slot, and goes first on the transfer's own channel.
+	if err := s.put(appendStart(nil, qid, size, meta)); err != nil {
 		return s.abort(qid, err)
 	}
 	s.started = true
@@ -172,7 +176,8 @@ func (s *sender) waitCredit(upto int64) error {
 	}
 }
 
-// write waits until the channel is below the high-water mark, then sends b.
+// write waits until the object channels are below the high-water mark,
+// then sends b.
 func (s *sender) write(b []byte) error {
 	hw := s.c.m.cfg.HighWater
 	for {
@@ -196,6 +201,11 @@ func (s *sender) write(b []byte) error {
 			return s.c.err
 		}
 	}
+	return s.put(b)
+}
+
+// put sends b unless the transfer was cancelled or the connection failed.
+func (s *sender) put(b []byte) error {
 	select {
 	case <-s.t.cancel:
 		return fmt.Errorf("%w by the receiver (reason %d)", ErrCancelled, s.t.reason)
@@ -271,7 +281,9 @@ func (m *Manager) openConn(ctx context.Context, to ids.PeerID) (*conn, error) {
 }
 
 // readLoop reads one channel until it fails; a bad frame disconnects the peer.
-func (c *conn) readLoop(rd msgReader, ctl bool) {
+// i is the channel's index (ctlChannelID, or 1+ the object channel).
+func (c *conn) readLoop(rd msgReader, i int) {
+	ctl := i == ctlChannelID
 	m := c.m
 	defer m.wg.Done()
 	defer c.readers.Done()
@@ -289,7 +301,7 @@ func (c *conn) readLoop(rd msgReader, ctl bool) {
 		m.n.bytesRecv.Add(uint64(n))
 		f, err := decodeFrame(buf[:n], ctl)
 		if err == nil {
-			err = c.handle(f)
+			err = c.handle(f, i-1)
 		}
 		if err != nil {
 			c.protocolError(err)
@@ -304,8 +316,9 @@ func (c *conn) protocolError(err error) {
 	c.fail(fmt.Errorf("%w: %v", ErrProtocol, err), true)
 }
 
-// handle acts on one frame from the peer. An error is a protocol violation.
-func (c *conn) handle(f frame) error {
+// handle acts on one frame from the peer that arrived on object channel ch
+// (-1: the control channel). An error is a protocol violation.
+func (c *conn) handle(f frame, ch int) error {
 	m := c.m
 	now := time.Now()
 	m.mu.Lock()
@@ -336,16 +349,15 @@ func (c *conn) handle(f frame) error {
 		m.mu.Unlock()
 		return nil
 	case fStart:
-		if c.ins[f.qid] != nil {
+		if old := c.ins[ch]; old != nil {
 			m.mu.Unlock()
-			return fmt.Errorf("transfer %d started twice", f.qid)
+			return fmt.Errorf("transfer %d started while %d runs on object channel %d", f.qid, old.qid, ch)
 		}
-		if len(c.ins) >= MaxTransfers {
-			m.mu.Unlock()
-			return fmt.Errorf("more than %d concurrent transfers", MaxTransfers)
-		}
-		t := &inXfer{size: f.size, last: now, writing: true, allowed: initialCredit}
-		c.ins[f.qid] = t
+		// The same qid may still be running on another channel: a sender
+		// reuses a qid only after its end or abort went out on the old
+		// channel, whose reader may not have reached it yet.
+		t := &inXfer{qid: f.qid, size: f.size, last: now, writing: true, allowed: initialCredit}
+		c.ins[ch] = t
 		m.mu.Unlock()
 		sink, err := m.h.Object(c.peer, f.qid, f.meta, f.size)
 		m.mu.Lock()
@@ -371,10 +383,10 @@ func (c *conn) handle(f frame) error {
 		}
 		return nil
 	case fChunk:
-		t := c.ins[f.qid]
-		if t == nil {
+		t := c.ins[ch]
+		if t == nil || t.qid != f.qid {
 			m.mu.Unlock()
-			return fmt.Errorf("chunk for unknown transfer %d", f.qid)
+			return fmt.Errorf("chunk for unknown transfer %d on object channel %d", f.qid, ch)
 		}
 		if t.got+int64(len(f.data)) > t.size {
 			m.mu.Unlock()
@@ -425,12 +437,12 @@ func (c *conn) handle(f frame) error {
 		}
 		return nil
 	case fEnd, fAbort:
-		t := c.ins[f.qid]
-		if t == nil {
+		t := c.ins[ch]
+		if t == nil || t.qid != f.qid {
 			m.mu.Unlock()
-			return fmt.Errorf("end of unknown transfer %d", f.qid)
+			return fmt.Errorf("end of unknown transfer %d on object channel %d", f.qid, ch)
 		}
-		delete(c.ins, f.qid)
+		c.ins[ch] = nil
 		var err error
 		switch {
 		case f.typ == fAbort:

@@ -132,7 +132,7 @@ func TestFlowControl(t *testing.T) {
 				return
 			default:
 			}
-			hi = max(hi, c.obj.BufferedAmount())
+			hi = max(hi, c.objBuffered())
 			time.Sleep(200 * time.Microsecond)
 		}
 	}()
@@ -161,12 +161,12 @@ func TestStallAbort(t *testing.T) {
 	// b's transfer stops after one chunk (raw frames: the manager never
 	// stalls by itself).
 	cb := connOf(t, b, pid(1))
-	if err := cb.obj.Send(appendStart(nil, 5, 1000, nil)); err != nil {
+	if err := cb.objs[0].Send(appendStart(nil, 5, 1000, nil)); err != nil {
 		t.Fatal(err)
 	}
 	chunk := make([]byte, chunkHeaderSize+100)
 	putChunkHeader(chunk, 5)
-	if err := cb.obj.Send(chunk); err != nil {
+	if err := cb.objs[0].Send(chunk); err != nil {
 		t.Fatal(err)
 	}
 	ra := a
@@ -187,10 +187,10 @@ func TestStallAbort(t *testing.T) {
 	}
 	// Late chunks of the aborted transfer are dropped, its abort clears it,
 	// and the connection keeps working.
-	if err := cb.obj.Send(chunk); err != nil {
+	if err := cb.objs[0].Send(chunk); err != nil {
 		t.Fatal(err)
 	}
-	if err := cb.obj.Send(appendReason(nil, fAbort, 5, reasonAck)); err != nil {
+	if err := cb.objs[0].Send(appendReason(nil, fAbort, 5, reasonAck)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Send(pid(1), []byte("still here")); err != nil {
@@ -254,7 +254,7 @@ func TestMalformedDisconnectsOnlyOffender(t *testing.T) {
 				}
 			}
 			for _, f := range tc.obj {
-				if err := c.obj.Send(f); err != nil {
+				if err := c.objs[0].Send(f); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -344,6 +344,41 @@ func TestManyConcurrentTransfers(t *testing.T) {
 		}
 	}
 	if st := b.Stats(); st.ProtocolErrors != 0 || st.TransfersRecv != k {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestQIDReuseOnAnotherChannel: a qid is reused as soon as SendObject
+// returned; the new transfer runs on another object channel while the
+// receiver has not yet read the old one's end (its Sink is still inside
+// Write), and both arrive with no protocol error.
+func TestQIDReuseOnAnotherChannel(t *testing.T) {
+	noLeaks(t)
+	_, a, _, b, rb := connected(t, testConfig())
+	release := make(chan struct{})
+	var n int
+	rb.setObject(func(from ids.PeerID, qid uint64, meta []byte, size int64) (Sink, error) {
+		s := newMemSink(from, qid, meta, size)
+		if n++; n == 1 {
+			s.onWrite = func(int) error { <-release; return nil }
+		}
+		rb.objs <- s
+		return s, nil
+	})
+	for i := range 2 {
+		if err := a.SendObject(context.Background(), pid(2), 5, nil, 100, bytes.NewReader(pattern(100))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	first, second := recvObj(t, rb), recvObj(t, rb)
+	if err := sinkClosed(t, second, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := sinkClosed(t, first, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.ProtocolErrors != 0 || st.TransfersRecv != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }
