@@ -12,6 +12,7 @@ import (
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/keymgr"
+	"github.com/flowercdn/flower/shared/webfetch"
 )
 
 // Entries is an entry-point answer, from an Entries frame or from the JSON
@@ -104,7 +105,7 @@ func FetchEntries(ctx context.Context, hc *http.Client, base, site string, loc i
 	if err != nil {
 		return Entries{}, fmt.Errorf("entries: %w", err)
 	}
-	resp, err := hc.Do(req)
+	resp, err := webfetch.Do(hc, req)
 	if err != nil {
 		return Entries{}, fmt.Errorf("entries: %w", err)
 	}
