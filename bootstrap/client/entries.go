@@ -99,7 +99,7 @@ func (e Entries) Empty() bool { return len(e.Local)+len(e.Remote)+len(e.Random) 
 
 // FetchEntries asks a bootstrap service's HTTP API (base: http(s)://host:port)
 // for the entry points of site (an origin) in locality loc: GET /v1/entry.
-func FetchEntries(ctx context.Context, hc *http.Client, base, site string, loc int) (Entries, error) {
+func FetchEntries(ctx context.Context, hc *webfetch.Client, base, site string, loc int) (Entries, error) {
 	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", strings.TrimSuffix(base, "/"), url.QueryEscape(site), loc)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -2,19 +2,19 @@
 // reads the module's sections, the code section's function bodies and the
 // "name" custom section, and sums the body sizes by Go package.
 //
-//	go run ./internal/wasmsize [-n 40] [-by pkg|mod|func] [-pkg ./wasm] file.wasm
+//	go run ./internal/wasmsize [-n 40] [-by pkg|mod|func] [-pkg ./wasm] [-base old.wasm] file.wasm
 //
 // Build the module without -ldflags="-s -w" (which drops the name section).
 // The name section spells "a/b.c" as "a_b.c"; with -pkg, the packages that
 // `go list -deps` finds for the js/wasm build of that package get their real
 // import paths and modules back. -by mod groups by module; -by func lists the
-// largest functions.
+// largest functions. -base prints the difference from another module
+// (what a change added or removed), largest first.
 // The data section (type descriptors, strings, pclntab) is not split by
 // package: its total is printed with the other sections.
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,49 +28,39 @@ func main() {
 	n := flag.Int("n", 40, "rows to print")
 	by := flag.String("by", "pkg", "group by pkg, mod or func")
 	pkg := flag.String("pkg", "", "the main package the module was built from (go list resolves import paths)")
+	base := flag.String("base", "", "a second module: print the difference, file.wasm minus this one")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: wasmsize [-n rows] [-by pkg|mod|func] file.wasm")
+		fmt.Fprintln(os.Stderr, "usage: wasmsize [-n rows] [-by pkg|mod|func] [-pkg main package] [-base other.wasm] file.wasm")
 		os.Exit(2)
 	}
-	var paths map[string]pkgInfo
-	if *pkg != "" {
-		var err error
-		if paths, err = listPackages(*pkg); err != nil {
-			fmt.Fprintln(os.Stderr, "wasmsize:", err)
-			os.Exit(1)
-		}
-	}
-	if err := run(os.Stdout, flag.Arg(0), *by, *n, paths); err != nil {
+	if err := run(os.Stdout, flag.Arg(0), *base, *pkg, *by, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "wasmsize:", err)
 		os.Exit(1)
 	}
 }
 
-func run(w io.Writer, path, by string, rows int, paths map[string]pkgInfo) error {
+// table is a module's function body bytes and counts by key.
+type table struct {
+	m      *module
+	size   int
+	bytes  map[string]int
+	counts map[string]int
+}
+
+func load(path, by string, paths map[string]pkgInfo) (*table, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read module: %w", err)
+		return nil, fmt.Errorf("read module: %w", err)
 	}
 	m, err := parse(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(m.names) == 0 {
-		return errors.New("no function names: build without -ldflags=\"-s -w\"")
+		return nil, fmt.Errorf("%s: no function names: build without -ldflags=\"-s -w\"", path)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "section\tbytes\t\n")
-	for _, s := range m.sections {
-		fmt.Fprintf(tw, "%s\t%d\t\n", s.name, s.size)
-	}
-	fmt.Fprintf(tw, "total\t%d\t\n\n", len(data))
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	sums := map[string]int{}
-	counts := map[string]int{}
-	total := 0
+	t := &table{m: m, size: len(data), bytes: map[string]int{}, counts: map[string]int{}}
 	for i, size := range m.bodies {
 		name := m.names[m.imported+i]
 		key := name
@@ -81,19 +71,73 @@ func run(w io.Writer, path, by string, rows int, paths map[string]pkgInfo) error
 			key = modOf(resolve(name, paths), paths)
 		case "func":
 		default:
-			return fmt.Errorf("-by %q: want pkg, mod or func", by)
+			return nil, fmt.Errorf("-by %q: want pkg, mod or func", by)
 		}
-		sums[key] += size
-		counts[key]++
-		total += size
+		t.bytes[key] += size
+		t.counts[key]++
 	}
+	return t, nil
+}
+
+func run(w io.Writer, path, basePath, pkg, by string, rows int) error {
+	var paths map[string]pkgInfo
+	if pkg != "" {
+		var err error
+		if paths, err = listPackages(pkg); err != nil {
+			return err
+		}
+	}
+	t, err := load(path, by, paths)
+	if err != nil {
+		return err
+	}
+	var base *table
+	if basePath != "" {
+		if base, err = load(basePath, by, paths); err != nil {
+			return err
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "section\tbytes\t\n")
+	secs := map[string]int{}
+	for _, s := range t.m.sections {
+		secs[s.name] += s.size
+		fmt.Fprintf(tw, "%s\t%d\t\n", s.name, s.size)
+	}
+	fmt.Fprintf(tw, "total\t%d\t\n", t.size)
+	if base != nil {
+		fmt.Fprintf(tw, "minus base: code\t%d\t\n", secs["code"]-sectionSize(base.m, "code"))
+		fmt.Fprintf(tw, "minus base: data\t%d\t\n", secs["data"]-sectionSize(base.m, "data"))
+		fmt.Fprintf(tw, "minus base: total\t%d\t\n", t.size-base.size)
+	}
+	fmt.Fprintln(tw)
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	sums, counts := t.bytes, t.counts
+	if base != nil {
+		sums, counts = map[string]int{}, map[string]int{}
+		for k, v := range t.bytes {
+			sums[k], counts[k] = v, t.counts[k]
+		}
+		for k, v := range base.bytes {
+			sums[k] -= v
+			counts[k] -= base.counts[k]
+			if sums[k] == 0 && counts[k] == 0 {
+				delete(sums, k)
+			}
+		}
+	}
+	total := 0
 	keys := make([]string, 0, len(sums))
-	for k := range sums {
+	for k, v := range sums {
 		keys = append(keys, k)
+		total += v
 	}
+	abs := func(v int) int { return max(v, -v) }
 	sort.Slice(keys, func(i, j int) bool {
-		if sums[keys[i]] != sums[keys[j]] {
-			return sums[keys[i]] > sums[keys[j]]
+		if a, b := abs(sums[keys[i]]), abs(sums[keys[j]]); a != b {
+			return a > b
 		}
 		return keys[i] < keys[j]
 	})
@@ -111,11 +155,25 @@ func run(w io.Writer, path, by string, rows int, paths map[string]pkgInfo) error
 		}
 		fmt.Fprintf(tw, "%d\t%.1f\t%d\t%s\n", sums[k], pct(sums[k], total), counts[k], k)
 	}
-	fmt.Fprintf(tw, "%d\t100.0\t%d\t(all function bodies)\n", total, len(m.bodies))
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	fmt.Fprintf(tw, "%d\t100.0\t%d\t(all function bodies)\n", total, n)
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+func sectionSize(m *module, name string) int {
+	n := 0
+	for _, s := range m.sections {
+		if s.name == name {
+			n += s.size
+		}
+	}
+	return n
 }
 
 func pct(a, b int) float64 {

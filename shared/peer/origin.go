@@ -19,7 +19,7 @@ import (
 // fetcher makes the HTTP requests of a peer, or of a cache in front of it
 // (SiteClient): origin fetches, well-known documents and manifests.
 type fetcher struct {
-	client  *http.Client
+	client  *webfetch.Client
 	timeout time.Duration // bounds one origin fetch
 	maxSize int64         // bounds an object
 	log     *slog.Logger

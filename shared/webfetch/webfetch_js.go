@@ -12,14 +12,21 @@ import (
 	"strings"
 	"sync"
 	"syscall/js"
+	"time"
 )
 
+// Client holds what a browser request takes from a client: its timeout
+// (zero: none). Native builds use http.Client.
+type Client struct {
+	Timeout time.Duration
+}
+
 // Do sends req through the browser's fetch, as net/http's js Transport
-// does, without linking that Transport. hc (may be nil) gives only its
-// Timeout; redirects are the browser's (the Redirect option). The response
-// body streams; closing it, or the end of req's context (or the timeout),
+// does, without linking that Transport. hc (may be nil) gives the timeout;
+// redirects are the browser's (the Redirect option). The response body
+// streams; closing it, or the end of req's context (or the timeout),
 // aborts the fetch.
-func Do(hc *http.Client, req *http.Request) (*http.Response, error) {
+func Do(hc *Client, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	cancel := context.CancelFunc(func() {})
 	if hc != nil && hc.Timeout > 0 {
