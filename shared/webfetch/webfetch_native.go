@@ -16,5 +16,5 @@ func Do(hc *Client, req *http.Request) (*http.Response, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return hc.Do(req) //nolint:wrapcheck // see above
+	return hc.Do(req)
 }
