@@ -52,6 +52,13 @@ wasm-shared:
 browser-deps:
 	./scripts/install-browser.sh
 
+# The shipped WebAssembly module's size: raw, gzip -9, brotli -q 11, built as
+# `make site` builds it (docs/browser.md, "Size"). WASMSIZE_TABLE=1 adds the
+# code bytes by Go package (internal/wasmsize).
+.PHONY: wasm-size
+wasm-size:
+	GO=$(GO) ./scripts/wasm-size.sh ./wasm
+
 test-short:
 	$(GO) test -count=1 -short ./...
 

@@ -16,7 +16,8 @@
 # installed with apt-get when running as root.
 #
 # Environment: GO (go binary), FLOWER (a built flower binary; default: built
-# into the cache), FLOWER_CACHE (default bin/cache).
+# into the cache), FLOWER_CACHE (default bin/cache), WASM_GCFLAGS (the wasm
+# build's -gcflags; default: no inlining in github.com/flowercdn/flower/...).
 set -euo pipefail
 
 if [ $# -ne 4 ]; then
@@ -97,7 +98,11 @@ cp -R "$assets/." "$site/"
 cp -R "$repo/site/flower/." "$site/flower/"
 cp "$repo/site/flower-sw.js" "$site/flower-sw.js"
 cp "$wasm_exec" "$site/flower/wasm_exec.js"
-(cd "$repo" && GOOS=js GOARCH=wasm "$GO" build -ldflags="-s -w" -o "$site/flower/flower.wasm" ./wasm) ||
+# No inlining in our own packages: 3% smaller with brotli (docs/browser.md,
+# "Size"); the per-byte work (hashing, copying) is in the standard library,
+# which keeps its inlining. scripts/wasm-size.sh builds the same way.
+wasm_gcflags=${WASM_GCFLAGS-github.com/flowercdn/flower/...=-l}
+(cd "$repo" && GOOS=js GOARCH=wasm "$GO" build -gcflags="$wasm_gcflags" -ldflags="-s -w" -o "$site/flower/flower.wasm" ./wasm) ||
 	die "GOOS=js GOARCH=wasm go build ./wasm failed"
 # brotli -q 11 takes a while on a 10 MB module: cache by content.
 sum=$(sha256sum "$site/flower/flower.wasm" | cut -c1-32)

@@ -12,6 +12,7 @@ import (
 	"github.com/flowercdn/flower/bootstrap/frame"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/keymgr"
+	"github.com/flowercdn/flower/shared/webfetch"
 )
 
 // Entries is an entry-point answer, from an Entries frame or from the JSON
@@ -98,13 +99,13 @@ func (e Entries) Empty() bool { return len(e.Local)+len(e.Remote)+len(e.Random) 
 
 // FetchEntries asks a bootstrap service's HTTP API (base: http(s)://host:port)
 // for the entry points of site (an origin) in locality loc: GET /v1/entry.
-func FetchEntries(ctx context.Context, hc *http.Client, base, site string, loc int) (Entries, error) {
+func FetchEntries(ctx context.Context, hc *webfetch.Client, base, site string, loc int) (Entries, error) {
 	u := fmt.Sprintf("%s/v1/entry?site=%s&loc=%d", strings.TrimSuffix(base, "/"), url.QueryEscape(site), loc)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Entries{}, fmt.Errorf("entries: %w", err)
 	}
-	resp, err := hc.Do(req)
+	resp, err := webfetch.Do(hc, req)
 	if err != nil {
 		return Entries{}, fmt.Errorf("entries: %w", err)
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/security"
+	"github.com/flowercdn/flower/shared/webfetch"
 )
 
 // fetcher makes the HTTP requests of a peer, or of a cache in front of it
 // (SiteClient): origin fetches, well-known documents and manifests.
 type fetcher struct {
-	client  *http.Client
+	client  *webfetch.Client
 	timeout time.Duration // bounds one origin fetch
 	maxSize int64         // bounds an object
 	log     *slog.Logger
@@ -75,7 +76,7 @@ func (f *fetcher) httpGet(ctx context.Context, url string, limit int64) ([]byte,
 	if err != nil {
 		return nil, 0, fmt.Errorf("get %s: %w", url, err)
 	}
-	resp, err := f.client.Do(req)
+	resp, err := webfetch.Do(f.client, req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("get %s: %w", url, err)
 	}
@@ -115,7 +116,7 @@ func (f *fetcher) originGet(ctx context.Context, s *site, rawURL string) (*origi
 	for k, v := range f.header {
 		req.Header[k] = v
 	}
-	resp, err := f.client.Do(req)
+	resp, err := webfetch.Do(f.client, req)
 	if err != nil {
 		return nil, fmt.Errorf("origin: %w", err)
 	}

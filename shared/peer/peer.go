@@ -20,7 +20,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/host"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/webfetch"
 )
 
 // Config configures a Peer. Bootstrap, Sites, Store, Key and Net are
@@ -55,7 +55,7 @@ type Config struct {
 	Locality int
 	// HTTPClient fetches from origins and landmarks (nil: a client with
 	// OriginTimeout).
-	HTTPClient *http.Client
+	HTTPClient *webfetch.Client
 	// Logger receives the peer's logs (nil: discarded).
 	Logger *slog.Logger
 	// MaxObjectSize bounds an object taken from the origin or a peer
@@ -109,7 +109,7 @@ func (c *Config) setDefaults() error {
 		c.OriginTimeout = 30 * time.Second
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.OriginTimeout}
+		c.HTTPClient = &webfetch.Client{Timeout: c.OriginTimeout}
 	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()

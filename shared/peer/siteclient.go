@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/security"
+	"github.com/flowercdn/flower/shared/webfetch"
 )
 
 // SiteClient fetches one site's objects from its origin the way a peer
@@ -28,8 +29,9 @@ type SiteClientConfig struct {
 	// WellKnown is the site's well-known document as last read (nil:
 	// fetched from the origin).
 	WellKnown []byte
-	// Client makes the requests (nil: http.DefaultClient).
-	Client *http.Client
+	// Client makes the requests (nil: http.DefaultClient; in the browser,
+	// fetch without a timeout of its own).
+	Client *webfetch.Client
 	// Header is added to every origin request (the browser's service
 	// worker sends js.fetch:credentials: omit, so no cookie goes with a
 	// request whose response may be shared).
@@ -43,9 +45,6 @@ type SiteClientConfig struct {
 func NewSiteClient(ctx context.Context, cfg SiteClientConfig) (*SiteClient, error) {
 	if cfg.Origin == "" {
 		return nil, errors.New("peer: site client: no origin")
-	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second

@@ -3,7 +3,6 @@ package peertest
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func Eventually(t testing.TB, what string, d time.Duration, cond func() bool) {
 func WaitDirectory(t testing.TB, boot, origin string, loc int, id ids.PeerID) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("the bootstrap lists %s as directory of locality %d", id.Short(), loc), 10*time.Second, func() bool {
-		e, err := client.FetchEntries(context.Background(), http.DefaultClient, boot, origin, loc)
+		e, err := client.FetchEntries(context.Background(), nil, boot, origin, loc)
 		return err == nil && slices.ContainsFunc(e.Local, func(m ids.Member) bool { return m.ID == id })
 	})
 }
