@@ -69,8 +69,10 @@ func global(path ...string) (string, error) {
 }
 
 func siteClient(ctx context.Context, origin string, st *idb.Store, log *slog.Logger) (*peer.SiteClient, error) {
-	// Origin requests carry no cookie: what comes back may be shared.
-	hdr := http.Header{"js.fetch:credentials": {"omit"}}
+	// Origin requests carry the visitor's cookies, as the browser would send
+	// them: a response that depends on them must say so (private, Vary:
+	// Cookie), and then it is neither stored nor shared.
+	hdr := http.Header{"js.fetch:credentials": {"same-origin"}}
 	cfg := peer.SiteClientConfig{Origin: origin, Header: hdr, Logger: log}
 	sc, err := peer.NewSiteClient(ctx, cfg)
 	if err == nil {

@@ -6,7 +6,7 @@
 //
 //	/me/login       sets the cookie flower_demo_session (Path=/me/)
 //	/me/badge.jpg   with that cookie: a personal image, Cache-Control: private, Vary: Cookie;
-//	                without it: the site's static, signed me/badge.jpg
+//	                without it: the site's static, signed me/badge.jpg, also Vary: Cookie
 //	/live/now.json  the server's clock, Cache-Control: no-store
 //
 // docs/site-operator.md shows it in use.

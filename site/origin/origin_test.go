@@ -408,7 +408,7 @@ func TestPrivateEndpoints(t *testing.T) {
 		t.Errorf("badge: not one per session")
 	}
 	resp, body = do(t, "GET", ts.URL+BadgePath)
-	if string(body) != files["me/badge.jpg"] || resp.Header.Get("Vary") != "" || resp.Header.Get("Cache-Control") != "public, no-cache" {
+	if string(body) != files["me/badge.jpg"] || resp.Header.Get("Vary") != "Cookie" || resp.Header.Get("Cache-Control") != "public, no-cache" {
 		t.Errorf("badge without session: %q, headers %v", body, resp.Header)
 	}
 

@@ -38,6 +38,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.serveBadge(w, r, c.Value)
 			return
 		}
+		// The anonymous badge varies with the cookie too, and says so:
+		// no cache and no peer may answer a logged-in visitor with it.
+		w.Header().Set("Vary", "Cookie")
 	}
 	s.serveFile(w, r)
 }
