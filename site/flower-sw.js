@@ -147,6 +147,12 @@ function ask(client, url, firstByteMs) {
         case 'start':
           begun = true;
           break;
+        case 'accepted':
+          if (!begun) {
+            clearTimeout(t1);
+            t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
+          }
+          break;
         case 'progress':
           if (!begun && Date.now() - asked < QUEUED_MS) {
             clearTimeout(t1);

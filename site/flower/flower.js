@@ -111,6 +111,9 @@
         port.postMessage({ op: 'no-peer' });
         return;
       }
+      // The first-byte deadline counts from here: a page busy loading may
+      // take a while to read the worker's message.
+      port.postMessage({ op: 'accepted' });
       // Until this object's first byte, tell the worker whenever the
       // peer's transfers are moving: this one may be queued behind them.
       let begun = false;

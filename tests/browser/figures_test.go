@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,15 +59,6 @@ func writePlain(t *testing.T, d *demo) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 var readyRE = regexp.MustCompile(`worker ready in (\d+) ms`)
