@@ -47,7 +47,7 @@ test: vet wasm-shared browser-deps
 
 wasm-shared:
 	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./bootstrap/client ./worker ./wasm
-	GOOS=js GOARCH=wasm $(GO) vet ./shared/idb ./worker ./wasm
+	GOOS=js GOARCH=wasm $(GO) vet ./shared/idb ./shared/jsutil ./worker ./wasm
 
 browser-deps:
 	./scripts/install-browser.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser end-to-end tests need: Debian's `chromium` (the
-# headless browser that tests/browser drives) and `brotli` (to measure
-# compressed sizes). Quiet and quick when both are present; otherwise
+# headless browser that tests/browser drives), `brotli` (to measure and ship
+# compressed sizes) and `ffmpeg` (the demo site's video, site/demogen). Quiet and quick when both are present; otherwise
 # installs them with apt-get, as root or through sudo, and runs
 # `apt-get update` only when the install fails without it.
 set -euo pipefail
@@ -9,6 +9,7 @@ set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v brotli >/dev/null 2>&1 || need+=(brotli)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -26,7 +27,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-install() { "${as_root[@]}" apt-get install -y -q "${need[@]}"; }
+install() { "${as_root[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"; }
 echo "install-browser: installing ${need[*]}" >&2
 if ! install >/dev/null; then
 	echo "install-browser: install failed; running apt-get update and retrying" >&2

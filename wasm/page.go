@@ -15,9 +15,9 @@ import (
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/idb"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/jsutil"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/rtc"
-	"github.com/flowercdn/flower/worker"
 	"github.com/hack-pad/safejs"
 )
 
@@ -128,13 +128,13 @@ type pagePeer struct {
 //   - stats() → Promise of a JSON string (see Stats in docs/browser.md);
 //   - close() → Promise: leave the network (the visitor turned it off).
 func (pp *pagePeer) install() error {
-	obj, err := newObject()
+	obj, err := jsutil.NewObject()
 	if err != nil {
 		return err
 	}
 	funcs := map[string]func(args []safejs.Value) any{
 		"lookup": func(args []safejs.Value) any {
-			return worker.Promise(func() (any, error) { return pp.lookup(args) })
+			return jsutil.Promise(func() (any, error) { return pp.lookup(args) })
 		},
 		"fetched": func(args []safejs.Value) any {
 			if len(args) < 3 {
@@ -156,13 +156,13 @@ func (pp *pagePeer) install() error {
 			return float64(pp.p.Stats().BytesIn)
 		},
 		"stats": func([]safejs.Value) any {
-			return worker.Promise(func() (any, error) {
+			return jsutil.Promise(func() (any, error) {
 				b, err := json.Marshal(pp.stats())
 				return string(b), err
 			})
 		},
 		"close": func([]safejs.Value) any {
-			return worker.Promise(func() (any, error) { return nil, pp.p.Close() })
+			return jsutil.Promise(func() (any, error) { return nil, pp.p.Close() })
 		},
 	}
 	for name, fn := range funcs {
@@ -193,7 +193,7 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := pp.p.Lookup(ctx, u, onStart)
-	out, oerr := newObject()
+	out, oerr := jsutil.NewObject()
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -204,11 +204,11 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 		return nil, err
 	}
 	pp.log.Debug("lookup", "url", u, "source", r.Source.String(), "bytes", len(r.Body), "first_byte", r.Lookup, "transfer", r.Transfer)
-	body, err := idb.ToJS(r.Body)
+	body, err := jsutil.ToJS(r.Body)
 	if err != nil {
 		return nil, err
 	}
-	statement, err := idb.ToJS(r.Statement)
+	statement, err := jsutil.ToJS(r.Statement)
 	if err != nil {
 		return nil, err
 	}
@@ -221,14 +221,6 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 		}
 	}
 	return out, nil
-}
-
-func newObject() (safejs.Value, error) {
-	cls, err := safejs.Global().Get("Object")
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	return cls.New()
 }
 
 // browserCore is the protocol's configuration in the browser: a browser

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowercdn/flower/shared/idb"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/jsutil"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/hack-pad/safejs"
 )
@@ -116,7 +117,7 @@ func (w *Worker) saveStats(ctx context.Context, st *idb.Store) {
 }
 
 func (w *Worker) install() error {
-	obj, err := newObject()
+	obj, err := jsutil.NewObject()
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func (w *Worker) install() error {
 		return err
 	}
 	handle, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		return promise(func() (any, error) { return w.handleJS(args) })
+		return jsutil.Promise(func() (any, error) { return w.handleJS(args) })
 	})
 	if err != nil {
 		return err
@@ -179,7 +180,7 @@ func (w *Worker) handleJS(args []safejs.Value) (any, error) {
 }
 
 func jsResponse(r *Response) (any, error) {
-	hdrs, err := newObject()
+	hdrs, err := jsutil.NewObject()
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func jsResponse(r *Response) (any, error) {
 			}
 		}
 	}
-	init, err := newObject()
+	init, err := jsutil.NewObject()
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +203,7 @@ func jsResponse(r *Response) (any, error) {
 	}
 	var body any = safejs.Null()
 	if r.Status != http.StatusNotModified && r.Status != http.StatusNoContent {
-		b, err := idb.ToJS(r.Body)
+		b, err := jsutil.ToJS(r.Body)
 		if err != nil {
 			return nil, err
 		}
@@ -214,88 +215,6 @@ func jsResponse(r *Response) (any, error) {
 	}
 	return cls.New(body, init)
 }
-
-func newObject() (safejs.Value, error) {
-	cls, err := safejs.Global().Get("Object")
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	return cls.New()
-}
-
-// promise returns a JS Promise settled by fn, run in a goroutine (it may
-// block on JS events).
-func promise(fn func() (any, error)) any {
-	cls, err := safejs.Global().Get("Promise")
-	if err != nil {
-		return nil
-	}
-	var exec safejs.Func
-	exec, err = safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		exec.Release()
-		resolve, reject := args[0], args[1]
-		go func() {
-			v, err := fn()
-			if err != nil {
-				_, _ = reject.Invoke(err.Error())
-				return
-			}
-			_, _ = resolve.Invoke(v)
-		}()
-		return nil
-	})
-	if err != nil {
-		return nil
-	}
-	p, err := cls.New(exec.Value())
-	if err != nil {
-		return nil
-	}
-	return p
-}
-
-// Await waits for a JS promise.
-func Await(p safejs.Value) (safejs.Value, error) {
-	type result struct {
-		v   safejs.Value
-		err error
-	}
-	ch := make(chan result, 1)
-	then, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		var v safejs.Value
-		if len(args) > 0 {
-			v = args[0]
-		}
-		ch <- result{v: v}
-		return nil
-	})
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	defer then.Release()
-	catch, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
-		msg := "rejected"
-		if len(args) > 0 {
-			if s, err := args[0].Call("toString"); err == nil {
-				msg, _ = s.String()
-			}
-		}
-		ch <- result{err: errors.New(msg)}
-		return nil
-	})
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	defer catch.Release()
-	if _, err := p.Call("then", then.Value(), catch.Value()); err != nil {
-		return safejs.Value{}, err
-	}
-	r := <-ch
-	return r.v, r.err
-}
-
-// Promise is promise for the page-side binding (wasm/).
-func Promise(fn func() (any, error)) any { return promise(fn) }
 
 // idbStore adapts the IndexedDB store to the worker's Store.
 type idbStore struct{ s *idb.Store }
@@ -324,7 +243,7 @@ func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Dur
 	if err != nil {
 		return Answer{}, err
 	}
-	v, err := Await(p)
+	v, err := jsutil.Await(p)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -342,10 +261,10 @@ func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Dur
 	}
 	get := func(n string) safejs.Value { x, _ := v.Get(n); return x }
 	a := Answer{Kind: FromPeer}
-	if a.Body, err = idb.ToGo(get("body")); err != nil {
+	if a.Body, err = jsutil.ToGo(get("body")); err != nil {
 		return Answer{}, err
 	}
-	if a.Entry.Statement, err = idb.ToGo(get("statement")); err != nil {
+	if a.Entry.Statement, err = jsutil.ToGo(get("statement")); err != nil {
 		return Answer{}, err
 	}
 	a.Entry.Size = int64(len(a.Body))

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/jsutil"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/hack-pad/safejs"
 )
@@ -186,57 +187,6 @@ func key(site ids.SiteID, obj ids.ObjectID) string {
 	return fmt.Sprintf("%016x/%016x", uint64(site), uint64(obj))
 }
 
-// toJS copies b into a new Uint8Array.
-func toJS(b []byte) (safejs.Value, error) {
-	cls, err := safejs.Global().Get("Uint8Array")
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	a, err := cls.New(len(b))
-	if err != nil {
-		return safejs.Value{}, err
-	}
-	if _, err := safejs.CopyBytesToJS(a, b); err != nil {
-		return safejs.Value{}, err
-	}
-	return a, nil
-}
-
-// toGo copies a Uint8Array (or ArrayBuffer) into a new slice.
-func toGo(v safejs.Value) ([]byte, error) {
-	if v.IsUndefined() || v.IsNull() {
-		return nil, nil
-	}
-	if isBuf, _ := v.InstanceOf(mustGlobal("ArrayBuffer")); isBuf {
-		cls := mustGlobal("Uint8Array")
-		var err error
-		if v, err = cls.New(v); err != nil {
-			return nil, err
-		}
-	}
-	n, err := v.Length()
-	if err != nil {
-		return nil, fmt.Errorf("idb: not bytes: %w", err)
-	}
-	b := make([]byte, n)
-	if _, err := safejs.CopyBytesToGo(b, v); err != nil {
-		return nil, fmt.Errorf("idb: not bytes: %w", err)
-	}
-	return b, nil
-}
-
-func mustGlobal(name string) safejs.Value {
-	v, _ := safejs.Global().Get(name)
-	return v
-}
-
-// ToGo copies a JS Uint8Array or ArrayBuffer into Go (for the page and
-// worker glue).
-func ToGo(v safejs.Value) ([]byte, error) { return toGo(v) }
-
-// ToJS copies b into a new JS Uint8Array.
-func ToJS(b []byte) (safejs.Value, error) { return toJS(b) }
-
 // Meta is what the store keeps of an object besides its body.
 type Meta struct {
 	peer.Entry
@@ -244,11 +194,11 @@ type Meta struct {
 }
 
 func metaToJS(e peer.Entry, used time.Time) (safejs.Value, error) {
-	st, err := toJS(e.Statement)
+	st, err := jsutil.ToJS(e.Statement)
 	if err != nil {
 		return safejs.Value{}, err
 	}
-	obj, err := mustGlobal("Object").New()
+	obj, err := jsGlobal("Object").New()
 	if err != nil {
 		return safejs.Value{}, err
 	}
@@ -281,7 +231,7 @@ func metaFromJS(v safejs.Value) (Meta, error) {
 	m.Site = ids.SiteID(site)
 	size, _ := get("size").Float()
 	used, _ := get("used").Float()
-	if m.Statement, err = toGo(get("statement")); err != nil {
+	if m.Statement, err = jsutil.ToGo(get("statement")); err != nil {
 		return m, err
 	}
 	m.URL, m.Size, m.Used = u, int64(size), time.UnixMilli(int64(used))
@@ -297,7 +247,7 @@ func (s *Store) Put(e peer.Entry, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("idb: put %s: %w", e.URL, err)
 	}
-	b, err := toJS(body)
+	b, err := jsutil.ToJS(body)
 	if err != nil {
 		return fmt.Errorf("idb: put %s: %w", e.URL, err)
 	}
@@ -404,7 +354,7 @@ func (s *Store) Get(site ids.SiteID, obj ids.ObjectID) (Meta, []byte, error) {
 	if err != nil {
 		return Meta{}, nil, err
 	}
-	body, err := toGo(bv)
+	body, err := jsutil.ToGo(bv)
 	if err != nil {
 		return Meta{}, nil, err
 	}
@@ -531,12 +481,12 @@ func (s *Store) Doc(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idb: doc %s: %w", name, err)
 	}
-	return toGo(v)
+	return jsutil.ToGo(v)
 }
 
 // SetDoc saves a small document.
 func (s *Store) SetDoc(name string, b []byte) error {
-	v, err := toJS(b)
+	v, err := jsutil.ToJS(b)
 	if err != nil {
 		return err
 	}
@@ -583,3 +533,8 @@ func (s *Store) Close() error {
 }
 
 var _ peer.Store = (*Store)(nil)
+
+func jsGlobal(name string) safejs.Value {
+	v, _ := safejs.Global().Get(name)
+	return v
+}

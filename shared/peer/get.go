@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -74,13 +73,9 @@ var ErrNotSite = errors.New("peer: not a site of this peer")
 // petal, the directory (and other localities through it), then the origin.
 // A URL the site does not share is fetched from the origin directly.
 func (p *Peer) Get(ctx context.Context, rawURL string) (*Result, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("peer: get %q: not an absolute URL", rawURL)
-	}
-	s := p.sites[ids.SiteOf(u.Scheme+"://"+u.Host)]
-	if s == nil {
-		return nil, fmt.Errorf("peer: get %s: %w", rawURL, ErrNotSite)
+	s, err := p.siteOf(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("peer: get %q: %w", rawURL, err)
 	}
 	if !s.wk.Shares(rawURL) {
 		return p.getDirect(ctx, s, rawURL)

@@ -168,13 +168,13 @@ func TestPages(t *testing.T) {
 	}
 }
 
-// TestVideo makes the video with ffmpeg, when there is one.
+// TestVideo makes the video with ffmpeg (make browser-deps installs it).
 func TestVideo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ffmpeg takes a few seconds")
 	}
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("no ffmpeg")
+		t.Fatal("no ffmpeg: scripts/install-browser.sh (make browser-deps) installs it")
 	}
 	dir := t.TempDir()
 	f, err := Video(context.Background(), dir, Options{Seed: DefaultSeed})

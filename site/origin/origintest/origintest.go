@@ -43,18 +43,6 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Missing lists the browser peer's sources that scripts/build-site.sh needs
-// and that are not in the repository at root.
-func Missing(root string) []string {
-	var out []string
-	for _, f := range []string{"wasm", "site/flower/flower.js", "site/flower-sw.js"} {
-		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // BuildSite builds the signed demo site into dir (empty, or an earlier
 // build) for the origin base and the bootstrap service, with a new key, and
 // returns the site's public key. It runs scripts/build-site.sh, whose

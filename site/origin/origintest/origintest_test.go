@@ -16,13 +16,6 @@ func TestBuildSite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds flower.wasm and the demo media")
 	}
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := Missing(root); len(m) > 0 {
-		t.Skipf("the browser peer is not in the repository yet: %v", m)
-	}
 	dir := t.TempDir()
 	srv := Serve(t, dir)
 	const boot = "http://127.0.0.1:7799"
