@@ -17,7 +17,9 @@
 #
 # Environment: GO (go binary), FLOWER (a built flower binary; default: built
 # into the cache), FLOWER_CACHE (default bin/cache), WASM_GCFLAGS (the wasm
-# build's -gcflags; default: no inlining in github.com/flowercdn/flower/...).
+# build's -gcflags; default: no inlining in github.com/flowercdn/flower/...),
+# WASM_LDFLAGS (its -ldflags; default "-s -w"; WASM_LDFLAGS=" " keeps the
+# function names, for a DevTools CPU profile of the peer).
 set -euo pipefail
 
 if [ $# -ne 4 ]; then
@@ -102,7 +104,7 @@ cp "$wasm_exec" "$site/flower/wasm_exec.js"
 # "Size"); the per-byte work (hashing, copying) is in the standard library,
 # which keeps its inlining. scripts/wasm-size.sh builds the same way.
 wasm_gcflags=${WASM_GCFLAGS-github.com/flowercdn/flower/...=-l}
-(cd "$repo" && GOOS=js GOARCH=wasm "$GO" build -gcflags="$wasm_gcflags" -ldflags="-s -w" -o "$site/flower/flower.wasm" ./wasm) ||
+(cd "$repo" && GOOS=js GOARCH=wasm "$GO" build -gcflags="$wasm_gcflags" -ldflags="${WASM_LDFLAGS--s -w}" -o "$site/flower/flower.wasm" ./wasm) ||
 	die "GOOS=js GOARCH=wasm go build ./wasm failed"
 # brotli -q 11 takes a while on a 10 MB module: cache by content.
 sum=$(sha256sum "$site/flower/flower.wasm" | cut -c1-32)

@@ -19,6 +19,7 @@ let W = null; // globalThis.flowerWorker, once the Go side is ready
 // say so with {op: "peer-up"} when their peer starts and every 10 s after.
 const peers = new Map();
 const PEER_FRESH_MS = 30000;
+const DEBUG = new URL(self.location.href).searchParams.get('log') === 'debug';
 
 const started = (async () => {
   const go = new Go();
@@ -103,7 +104,7 @@ async function hasCookies(url) {
 // Called by the Go side: ask a page-side peer for url, preferring the
 // window that made the request. Resolves to null (no peer, or no first byte
 // within firstByteMs), {kind: "origin"}, or {kind: "object", body,
-// statement, local, peer}.
+// statement, local, peer, keep} (keep: the worker stores it).
 self.flowerAskPeer = async (url, clientId, firstByteMs) => {
   const now = Date.now();
   const ids = [...peers.entries()].filter(([, t]) => now - t < PEER_FRESH_MS).map(([id]) => id);
@@ -127,9 +128,11 @@ function ask(client, url, firstByteMs) {
     const ch = new MessageChannel();
     let begun = false;
     let settled = false;
+    const trace = DEBUG ? [] : null;
     const finish = (v) => {
       if (settled) return;
       settled = true;
+      if (trace && !v) console.log('[flower] no answer from the page-side peer', url, JSON.stringify(trace));
       clearTimeout(t1);
       clearTimeout(t2);
       ch.port1.close();
@@ -143,6 +146,7 @@ function ask(client, url, firstByteMs) {
     const t2 = setTimeout(() => finish(null), TRANSFER_MS);
     ch.port1.onmessage = (ev) => {
       const d = ev.data || {};
+      if (trace) trace.push([d.op, Date.now() - asked]);
       switch (d.op) {
         case 'start':
           begun = true;
@@ -160,7 +164,7 @@ function ask(client, url, firstByteMs) {
           }
           break;
         case 'done':
-          finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '' });
+          finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '', keep: !!d.keep });
           break;
         case 'origin':
           finish({ kind: 'origin' });

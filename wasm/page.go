@@ -71,6 +71,9 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	p, err := peer.Start(start, peer.Config{
 		Bootstrap: boot, Sites: []string{origin}, Store: st, Key: key,
 		Net: peer.RTC(rtc.Config{Logger: log}), Locality: -1, Logger: log, Core: browserCore(),
+		// The service worker stores what peers send (worker.Answer.Keep):
+		// an IndexedDB put of a large object would stall this page.
+		CallerStores: true,
 	})
 	if err != nil {
 		return fmt.Errorf("page: %w", err)
@@ -122,9 +125,9 @@ type pagePeer struct {
 
 // install sets globalThis.flowerPeer for the glue (site/flower/flower.js):
 //   - lookup(url, onStart) → Promise of {kind: "object", body, statement,
-//     local, peer} or {kind: "origin"} (the worker fetches and reports);
+//     local, peer, keep} or {kind: "origin"} (the worker fetches and
+//     reports); keep: the worker stores the object and reports it;
 //   - fetched(url, ok, stored): the worker's origin fetch;
-//   - progress() → object bytes received from peers so far;
 //   - stats() → Promise of a JSON string (see Stats in docs/browser.md);
 //   - close() → Promise: leave the network (the visitor turned it off).
 func (pp *pagePeer) install() error {
@@ -149,11 +152,6 @@ func (pp *pagePeer) install() error {
 				}
 			}()
 			return nil
-		},
-		"progress": func([]safejs.Value) any {
-			// Object bytes received from peers so far: the glue tells the
-			// service worker that transfers are moving (flower.js).
-			return float64(pp.p.Stats().BytesIn)
 		},
 		"stats": func([]safejs.Value) any {
 			return jsutil.Promise(func() (any, error) {
@@ -214,7 +212,7 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 	}
 	for k, v := range map[string]any{
 		"kind": "object", "body": body, "statement": statement,
-		"local": r.Source == core.SourceLocal, "peer": r.Peer.Short(),
+		"local": r.Source == core.SourceLocal, "peer": r.Peer.Short(), "keep": r.Keep,
 	} {
 		if err := out.Set(k, v); err != nil {
 			return nil, err

@@ -269,6 +269,7 @@ func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Dur
 	}
 	a.Entry.Size = int64(len(a.Body))
 	a.Local, _ = get("local").Bool()
+	a.Keep, _ = get("keep").Bool()
 	a.Peer, _ = get("peer").String()
 	return a, nil
 }

@@ -64,6 +64,9 @@ type Answer struct {
 	Body  []byte     // FromPeer
 	Local bool       // FromPeer: it was in the peer's own store
 	Peer  string     // FromPeer: the serving peer's id (short), if another
+	// Keep (FromPeer): the worker stores the object and reports it with
+	// Fetched; the page-side peer serves it from memory until then.
+	Keep bool
 }
 
 // Peers reaches the site's page-side peers.
@@ -72,7 +75,8 @@ type Peers interface {
 	// (any window of the site may answer), waiting at most firstByte for
 	// the first byte of the answer.
 	Ask(ctx context.Context, url, clientID string, firstByte time.Duration) (Answer, error)
-	// Fetched tells the page-side peers about an origin fetch: ok when the
+	// Fetched tells the page-side peers about an origin fetch, or the
+	// storing of an object they got from peers (Answer.Keep): ok when the
 	// origin answered 200, stored when the object is now in the store.
 	Fetched(url string, ok, stored bool)
 }
@@ -168,7 +172,7 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	w.log.Debug("asked the page-side peer", "url", req.URL, "answer", a.Kind, "took", time.Since(start))
 	delegated := a.Kind == ToOrigin
 	if a.Kind == FromPeer {
-		a.Entry.Site, a.Entry.URL = site, req.URL // what was asked for
+		a.Entry.Site, a.Entry.URL, a.Entry.Size = site, req.URL, int64(len(a.Body)) // what was asked for
 		signed, err := w.cfg.Site.Verify(a.Entry, a.Body)
 		if err == nil {
 			src := "peer"
@@ -178,6 +182,9 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 			} else {
 				w.stats.add(&w.stats.FromPeers, &w.stats.BytesFromPeers, int64(len(a.Body)))
 				w.stats.ttfb(&w.stats.PeerTTFB, time.Since(start))
+			}
+			if a.Keep {
+				go w.keep(a.Entry, a.Body)
 			}
 			return respond(req, http.StatusOK, signed.ContentType, a.Body, src, nil), nil
 		}
@@ -210,8 +217,8 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	return respond(req, http.StatusOK, r.ContentType, r.Body, "origin", pick(r.Header, "Cache-Control", "Etag", "Last-Modified", "Vary")), nil
 }
 
-// keep stores an object fetched from the origin and tells the page-side
-// peers.
+// keep stores an object fetched from the origin, or one a page-side peer
+// got from another peer (Answer.Keep), and tells the page-side peers.
 func (w *Worker) keep(e peer.Entry, body []byte) {
 	stored := true
 	if err := w.cfg.Store.Put(e, body); err != nil {

@@ -212,6 +212,49 @@ func TestFromPeer(t *testing.T) {
 	}
 }
 
+// TestKeep: an object the page-side peer got from a peer and did not store
+// (Answer.Keep) is stored by the worker after it answers, and the page is
+// told; a tampered one is neither used nor stored.
+func TestKeep(t *testing.T) {
+	o, w, st, fp, sc := setup(t, 0)
+	url := o.URL + "/static/c.bin"
+	or, err := sc.Fetch(context.Background(), url)
+	if err != nil || or.Entry == nil {
+		t.Fatalf("fetch entry: %v", err)
+	}
+	body := o.Body("/static/c.bin")
+	bad := bytes.Clone(body)
+	bad[7] ^= 1
+	fp.answer = worker.Answer{Kind: worker.FromPeer, Entry: peer.Entry{Statement: or.Entry.Statement}, Body: bad, Keep: true}
+	if r := handle(t, w, url, nil); r.Source != "origin" {
+		t.Fatalf("tampered object: served from %s", r.Source)
+	}
+	peertest.Eventually(t, "the origin's copy is stored", 2*time.Second, func() bool { return st.has(url) })
+	_, got, err := st.Get(0, ids.ObjectOf(url))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("stored copy: %v, intact %v", err, bytes.Equal(got, body))
+	}
+	if err := st.Delete(0, ids.ObjectOf(url)); err != nil {
+		t.Fatal(err)
+	}
+	fp.mu.Lock()
+	fp.fetched = nil
+	fp.mu.Unlock()
+
+	fp.answer = worker.Answer{Kind: worker.FromPeer, Entry: peer.Entry{Statement: or.Entry.Statement}, Body: body, Keep: true}
+	if r := handle(t, w, url, nil); r.Source != "peer" || !bytes.Equal(r.Body, body) {
+		t.Fatalf("from peer: %s", r.Source)
+	}
+	peertest.Eventually(t, "the worker stores the peer's object and tells the page", 2*time.Second, func() bool {
+		fp.mu.Lock()
+		defer fp.mu.Unlock()
+		return st.has(url) && len(fp.fetched) == 1 && fp.fetched[0] == url+" stored"
+	})
+	if r := handle(t, w, url, nil); r.Source != "cache" {
+		t.Fatalf("after keeping: %s, want cache", r.Source)
+	}
+}
+
 // TestNotShared: a no-store response is answered, never stored, and the
 // page-side peer's waiting query is told it was not stored.
 func TestNotShared(t *testing.T) {

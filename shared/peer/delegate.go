@@ -92,8 +92,24 @@ func (p *Peer) undelegate(rawURL string, qid uint64) {
 // the peer. stored: the object was shareable and is in the store now (it is
 // checked again and cached, like Adopt); otherwise the response was not
 // shareable, or the fetch failed (ok false), and the queries waiting for it
-// end without caching it.
+// end without caching it. It also reports the storing of an object that a
+// Lookup returned with Result.Keep: stored, the peer serves it from the
+// store from now on; not stored, the node drops it.
 func (p *Peer) Fetched(rawURL string, ok, stored bool) error {
+	if s, err := p.siteOf(rawURL); err == nil && p.held.release(s.id, ids.ObjectOf(rawURL)) {
+		// An object a Lookup got from a peer (Result.Keep): the node
+		// caches it already, and verified it; unless the caller could
+		// not store it.
+		p.mu.Lock()
+		waiting := len(p.delegated[rawURL]) > 0
+		p.mu.Unlock()
+		if !stored {
+			p.input(func(now time.Duration) { p.drv.Invalidate(now, s.id, ids.ObjectOf(rawURL)) })
+		}
+		if !waiting {
+			return nil
+		}
+	}
 	if stored {
 		return p.Adopt(rawURL)
 	}

@@ -71,6 +71,7 @@ func (e envObjects) Serve(s core.Serve) {
 
 // Evict drops the bytes of an object the core no longer caches.
 func (e envObjects) Evict(ev core.Evict) {
+	e.p.held.release(ev.Site, ev.Obj)
 	if err := e.p.cfg.Store.Delete(ev.Site, ev.Obj); err != nil {
 		e.p.stats.storeErrors.Add(1)
 		e.p.log.Warn("evict", "err", err)
@@ -134,7 +135,7 @@ func (h netHandler) Down(peer ids.PeerID, err error) {
 // serve sends one object from the store to the peer that asked for it.
 func (p *Peer) serve(s core.Serve) {
 	start := time.Now()
-	e, body, err := p.cfg.Store.Open(s.Site, s.Obj)
+	e, body, err := p.open(s.Site, s.Obj)
 	if err != nil {
 		// The bytes are gone: the core must stop advertising the object.
 		if !errors.Is(err, ErrNotFound) {

@@ -11,3 +11,7 @@ func AgeManifests(p *Peer, d time.Duration) {
 		s.mu.Unlock()
 	}
 }
+
+// HeldObjects is the number of objects p holds for its Lookup caller to
+// store (Config.CallerStores).
+func HeldObjects(p *Peer) int { return p.held.count() }

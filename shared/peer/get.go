@@ -34,6 +34,7 @@ type pending struct {
 	statement   []byte // the site's statement, encoded (verified objects)
 	verified    bool
 	shared      bool // stored for sharing (origin fetches)
+	keep        bool // held for the caller to store (Config.CallerStores)
 	provLoc     int
 	status      int   // origin HTTP status
 	err         error // origin failure
@@ -64,6 +65,11 @@ type Result struct {
 	Statement []byte
 	// Lookup is the time to the first byte, Transfer the rest.
 	Lookup, Transfer time.Duration
+	// Keep (Lookup with Config.CallerStores): the caller stores Body
+	// with Statement and then reports it with Fetched(URL, true, stored),
+	// as it does after an origin fetch. The peer serves the object from
+	// memory until then.
+	Keep bool
 }
 
 // ErrNotSite is returned by Get for a URL outside the peer's sites.
@@ -155,7 +161,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 		p.stats.bytesOrigin.Add(int64(len(q.body)))
 	}
 	res.Body, res.ContentType, res.Verified, res.Shared = q.body, q.ctype, q.verified, q.shared || a.Source == core.SourcePeer
-	res.Statement = q.statement
+	res.Statement, res.Keep = q.statement, q.keep
 	res.Lookup, res.Transfer = q.firstByte.Sub(q.start), q.lastByte.Sub(q.firstByte)
 	return res, false, nil
 }
@@ -163,7 +169,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 // readLocal reads a stored object and checks it again (the disk is not
 // trusted more than the network).
 func (p *Peer) readLocal(s *site, rawURL string) ([]byte, Entry, security.Signed, error) {
-	e, r, err := p.cfg.Store.Open(s.id, ids.ObjectOf(rawURL))
+	e, r, err := p.open(s.id, ids.ObjectOf(rawURL))
 	if err != nil {
 		return nil, e, security.Signed{}, err
 	}

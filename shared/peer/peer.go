@@ -70,6 +70,12 @@ type Config struct {
 	MinTransferRate int64
 	// OriginTimeout bounds an origin fetch (default 30 s).
 	OriginTimeout time.Duration
+	// CallerStores: objects a Lookup gets from peers are stored by the
+	// Lookup's caller (Result.Keep), which reports them with Fetched as
+	// it does its origin fetches; the peer serves them from memory until
+	// then (at most OriginTimeout). The browser's page-side peer sets it:
+	// its service worker stores, off the page's thread.
+	CallerStores bool
 	// Seed seeds the core's randomness (0: random).
 	Seed uint64
 }
@@ -139,6 +145,7 @@ type Peer struct {
 	saveCh chan []byte // the latest state to save (capacity 1)
 
 	uploads chan struct{} // semaphore of Serve goroutines
+	held    held          // objects the Lookup caller stores (CallerStores)
 
 	stats counters
 

@@ -183,7 +183,12 @@ func (s *recvSink) close(err error) {
 		return
 	}
 	e := Entry{Site: s.q.site.id, URL: s.q.url, Statement: s.raw, Size: s.size}
-	stored, _ := p.storeFor(s.qid, s.q, e, s.signed.Version, s.buf)
+	var stored, kept bool
+	if s.q.delegate && p.cfg.CallerStores {
+		kept = p.holdFor(s.qid, s.q, e, s.signed.Version, s.buf)
+	} else {
+		stored, _ = p.storeFor(s.qid, s.q, e, s.signed.Version, s.buf)
+	}
 	obj := p.objectMeta(s.signed, s.size)
 	p.input(func(now time.Duration) {
 		s.q.receiving = false
@@ -191,6 +196,7 @@ func (s *recvSink) close(err error) {
 			s.q.body, s.q.ctype, s.q.verified, s.q.provLoc = s.buf, s.signed.ContentType, true, s.loc
 			s.q.statement = s.raw
 			s.q.lastByte = time.Now()
+			s.q.keep = kept
 		}
 		p.drv.Delivered(now, s.qid, s.from, obj)
 		if stored {
@@ -204,15 +210,7 @@ func (s *recvSink) close(err error) {
 // node caches a version as new. It reports whether it stored, and a store
 // failure.
 func (p *Peer) storeFor(qid uint64, q *pending, e Entry, version uint64, body []byte) (bool, error) {
-	p.mu.Lock()
-	take := !p.closed && p.queries[qid] == q
-	if take {
-		if v, ok := p.drv.Node().CachedVersion(e.Site, ids.ObjectOf(e.URL)); ok && v >= version {
-			take = false
-		}
-	}
-	p.mu.Unlock()
-	if !take {
+	if !p.takes(qid, q, e, version) {
 		return false, nil
 	}
 	if err := p.cfg.Store.Put(e, body); err != nil {
@@ -221,6 +219,20 @@ func (p *Peer) storeFor(qid uint64, q *pending, e Entry, version uint64, body []
 		return false, err
 	}
 	return true, nil
+}
+
+// takes reports whether the node takes an object delivered for query qid:
+// the query is still the node's and the node holds no version as new.
+func (p *Peer) takes(qid uint64, q *pending, e Entry, version uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	take := !p.closed && p.queries[qid] == q
+	if take {
+		if v, ok := p.drv.Node().CachedVersion(e.Site, ids.ObjectOf(e.URL)); ok && v >= version {
+			take = false
+		}
+	}
+	return take
 }
 
 // dropIfRefused deletes a stored object the node did not cache after all

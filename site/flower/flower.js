@@ -65,8 +65,26 @@
   }
   const mediaTimer = setTimeout(releaseMedia, cfg.deferMs);
 
+  // The worker's requests whose object has not begun to arrive (their
+  // MessagePorts). While data-channel messages arrive, they are told
+  // {op: "progress"}, at most every PROGRESS_MS: their object may be queued
+  // behind the transfers under way. Sent from the message events
+  // themselves, not from a timer: a page busy receiving may run no timer
+  // for hundreds of milliseconds.
+  const waiting = new Set();
+  const PROGRESS_MS = 100;
+  let lastProgress = 0;
+  function moving() {
+    if (waiting.size === 0) return;
+    const now = performance.now();
+    if (now - lastProgress < PROGRESS_MS) return;
+    lastProgress = now;
+    for (const port of waiting) port.postMessage({ op: 'progress' });
+  }
+
   // Close the WebRTC connections when the page goes away, so that other
-  // peers see this one leave at once rather than after ICE timeouts.
+  // peers see this one leave at once rather than after ICE timeouts; and
+  // watch their data channels for moving().
   const conns = new Set();
   const Native = window.RTCPeerConnection;
   if (Native) {
@@ -77,6 +95,13 @@
         this.addEventListener('connectionstatechange', () => {
           if (this.connectionState === 'closed') conns.delete(this);
         });
+        this.addEventListener('datachannel', (e) => e.channel.addEventListener('message', moving));
+      }
+
+      createDataChannel(...args) {
+        const ch = super.createDataChannel(...args);
+        ch.addEventListener('message', moving);
+        return ch;
       }
     };
   }
@@ -114,19 +139,13 @@
       // The first-byte deadline counts from here: a page busy loading may
       // take a while to read the worker's message.
       port.postMessage({ op: 'accepted' });
-      // Until this object's first byte, tell the worker whenever the
+      // Until this object's first byte, the worker hears whenever the
       // peer's transfers are moving: this one may be queued behind them.
-      let begun = false;
-      let seen = peer.progress();
-      const tick = setInterval(() => {
-        const now = peer ? peer.progress() : seen;
-        if (!begun && now > seen) port.postMessage({ op: 'progress' });
-        seen = now;
-      }, 100);
-      peer.lookup(d.url, () => { begun = true; port.postMessage({ op: 'start' }); }).finally(() => clearInterval(tick)).then(
+      waiting.add(port);
+      peer.lookup(d.url, () => { waiting.delete(port); port.postMessage({ op: 'start' }); }).finally(() => waiting.delete(port)).then(
         (r) => {
           if (r.kind === 'object') {
-            port.postMessage({ op: 'done', body: r.body, statement: r.statement, local: r.local, peer: r.peer }, [r.body.buffer]);
+            port.postMessage({ op: 'done', body: r.body, statement: r.statement, local: r.local, peer: r.peer, keep: r.keep }, [r.body.buffer]);
           } else {
             port.postMessage({ op: 'origin' });
           }

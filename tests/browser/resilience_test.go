@@ -104,9 +104,9 @@ func TestResilienceVisitorLeaves(t *testing.T) {
 	b.MustEval(`(() => { const v = document.querySelector("video"); v.muted = true; v.play().catch(() => {}); return true; })()`, nil)
 	// On this page B's other shared URLs are in its cache: the first object
 	// bytes from a peer are the video's.
-	b.WaitEval(`window.flowerPeer && flowerPeer.progress() > 0`, 30*time.Second)
+	b.WaitEval(`flower.stats().then(s => s.peerStats && s.peerStats.BytesIn > 0)`, 30*time.Second)
 	var received float64
-	b.MustEval(`flowerPeer.progress()`, &received)
+	b.MustEval(`flower.stats().then(s => s.peerStats.BytesIn)`, &received)
 	var paced struct{ Queued, Sent int }
 	a.MustEval(`({queued: window.__flowerTestPaced.queued, sent: window.__flowerTestPaced.sent})`, &paced)
 	t.Logf("b has %.0f of the video's %d bytes from a; a has sent %d of %d paced messages; a leaves now", received, size, paced.Sent, paced.Queued)

@@ -103,7 +103,9 @@ func (v *Visitor) ScrollToBottom() {
 		const el = document.scrollingElement || document.documentElement;
 		const before = el.scrollTop;
 		window.scrollBy(0, Math.max(100, innerHeight * 0.75));
-		await new Promise(r => requestAnimationFrame(() => setTimeout(r, 80)));
+		// A timer, not requestAnimationFrame: a renderer that produces no
+		// frame for a while (it happened in CI) must not hang the step.
+		await new Promise(r => setTimeout(r, 80));
 		return {moved: el.scrollTop !== before,
 			bottom: el.scrollTop + innerHeight >= el.scrollHeight - 2};
 	})()`

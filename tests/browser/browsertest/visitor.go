@@ -121,6 +121,13 @@ func NewVisitor(t testing.TB, name string, opts Options) *Visitor {
 		"disable-background-networking": true,
 		"disable-component-update":      true,
 		"disable-sync":                  true,
+		// Two or three browsers share the machine's cores: none of them
+		// may decide that its page is in the background and throttle its
+		// timers or stop producing frames (chromedp's defaults do the
+		// same).
+		"disable-background-timer-throttling":    true,
+		"disable-backgrounding-occluded-windows": true,
+		"disable-renderer-backgrounding":         true,
 		// Plain host candidates (another headless instance may fail to resolve
 		// mDNS .local names), and every navigation through the service worker.
 		"disable-features": "WebRtcHideLocalIpsWithMdns,ServiceWorkerAutoPreload",
