@@ -19,7 +19,6 @@ let W = null; // globalThis.flowerWorker, once the Go side is ready
 // say so with {op: "peer-up"} when their peer starts and every 10 s after.
 const peers = new Map();
 const PEER_FRESH_MS = 30000;
-const DEBUG = new URL(self.location.href).searchParams.get('log') === 'debug';
 
 const started = (async () => {
   const go = new Go();
@@ -122,17 +121,28 @@ self.flowerAskPeer = async (url, clientId, firstByteMs) => {
 
 const TRANSFER_MS = 120000;
 const QUEUED_MS = 5000;
+// A deadline timer that fires this much after its time found this thread
+// busy (verifying and storing other objects): the page may have spoken
+// meanwhile, its message queued behind the timer.
+const LATE_MS = 50;
+// When each window last said anything on any request's channel (clientId
+// -> ms): a page that is answering other requests is alive, and a request
+// it has not read yet is queued behind them.
+const heard = new Map();
 
 function ask(client, url, firstByteMs) {
   return new Promise((resolve) => {
     const ch = new MessageChannel();
     let begun = false;
     let settled = false;
-    const trace = DEBUG ? [] : null;
+    const asked = Date.now();
+    // What the page said and when (ms since asked), for the console's
+    // verbose level when the worker gives up on it.
+    const trace = [];
     const finish = (v) => {
       if (settled) return;
       settled = true;
-      if (trace && !v) console.log('[flower] no answer from the page-side peer', url, JSON.stringify(trace));
+      if (!v) console.debug('[flower] no answer from the page-side peer', url, JSON.stringify(trace));
       clearTimeout(t1);
       clearTimeout(t2);
       ch.port1.close();
@@ -140,28 +150,50 @@ function ask(client, url, firstByteMs) {
     };
     // No first byte within firstByteMs: the network. The page's
     // {op: "progress"} (its peer's transfers are moving, this object may be
-    // queued behind them) extends the wait, up to QUEUED_MS in all.
-    const asked = Date.now();
-    let t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
+    // queued behind them), or any word from the page about another request
+    // (it has not read this one yet, busy with the others) extends the
+    // wait, up to QUEUED_MS in all. The deadline is the peer's: time this
+    // thread was too busy to read the page's messages does not count
+    // against it.
+    let t1 = 0;
+    const arm = (ms) => {
+      clearTimeout(t1);
+      const due = Date.now() + ms;
+      t1 = setTimeout(() => {
+        if (begun) return;
+        const late = Date.now() - due;
+        const now = Date.now();
+        if (now - asked < QUEUED_MS) {
+          if (late > LATE_MS) {
+            trace.push(['late', late]);
+            arm(Math.min(late, firstByteMs));
+            return;
+          }
+          const since = now - (heard.get(client.id) || 0);
+          if (since < firstByteMs) {
+            trace.push(['busy', now - asked]);
+            arm(firstByteMs - since);
+            return;
+          }
+        }
+        finish(null);
+      }, ms);
+    };
+    arm(firstByteMs);
     const t2 = setTimeout(() => finish(null), TRANSFER_MS);
     ch.port1.onmessage = (ev) => {
       const d = ev.data || {};
-      if (trace) trace.push([d.op, Date.now() - asked]);
+      trace.push([d.op, Date.now() - asked]);
+      heard.set(client.id, Date.now());
       switch (d.op) {
         case 'start':
           begun = true;
           break;
         case 'accepted':
-          if (!begun) {
-            clearTimeout(t1);
-            t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
-          }
+          if (!begun) arm(firstByteMs);
           break;
         case 'progress':
-          if (!begun && Date.now() - asked < QUEUED_MS) {
-            clearTimeout(t1);
-            t1 = setTimeout(() => { if (!begun) finish(null); }, firstByteMs);
-          }
+          if (!begun && Date.now() - asked < QUEUED_MS) arm(firstByteMs);
           break;
         case 'done':
           finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '', keep: !!d.keep });
