@@ -44,7 +44,15 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w, err := New(Config{Site: sc, Store: idbStore{st}, Peers: jsPeers{}, Logger: log})
+	href, err := global("location", "href")
+	if err != nil {
+		return fmt.Errorf("worker: no location: %w", err)
+	}
+	firstByte, err := FirstByteParam(href)
+	if err != nil {
+		log.Warn("the script tag's data-first-byte-ms is ignored", "err", err)
+	}
+	w, err := New(Config{Site: sc, Store: idbStore{st}, Peers: jsPeers{}, Logger: log, FirstByte: firstByte})
 	if err != nil {
 		return err
 	}

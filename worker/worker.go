@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +95,33 @@ type Config struct {
 	FirstByte time.Duration
 	Logger    *slog.Logger
 }
+
+// FirstByteParam reads the first-byte deadline from the service worker's
+// script URL (flower.js passes the script tag's data-first-byte-ms as
+// ?first-byte-ms=): 0 when absent (the default applies), an error when it
+// is not a whole number of milliseconds from MinFirstByte to MaxFirstByte.
+func FirstByteParam(scriptURL string) (time.Duration, error) {
+	u, err := url.Parse(scriptURL)
+	if err != nil {
+		return 0, fmt.Errorf("worker: script URL: %w", err)
+	}
+	v := u.Query().Get("first-byte-ms")
+	if v == "" {
+		return 0, nil
+	}
+	ms, err := strconv.Atoi(v)
+	d := time.Duration(ms) * time.Millisecond
+	if err != nil || d < MinFirstByte || d > MaxFirstByte {
+		return 0, fmt.Errorf("worker: first-byte-ms %q: want milliseconds from %d to %d", v, MinFirstByte.Milliseconds(), MaxFirstByte.Milliseconds())
+	}
+	return d, nil
+}
+
+// The range of Config.FirstByte a site may set.
+const (
+	MinFirstByte = 50 * time.Millisecond
+	MaxFirstByte = 10 * time.Second
+)
 
 // Worker answers the service worker's fetch events.
 type Worker struct {

@@ -289,3 +289,27 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("kept a %v c %v", st.has(a), st.has(c))
 	}
 }
+
+// TestFirstByteParam: the script tag's data-first-byte-ms reaches the
+// worker through its script URL; nonsense is refused, not half-used.
+func TestFirstByteParam(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		want time.Duration
+		ok   bool
+	}{
+		{"https://example.org/flower-sw.js", 0, true},
+		{"https://example.org/flower-sw.js?log=debug", 0, true},
+		{"https://example.org/flower-sw.js?log=debug&first-byte-ms=500", 500 * time.Millisecond, true},
+		{"https://example.org/flower-sw.js?first-byte-ms=10000", 10 * time.Second, true},
+		{"https://example.org/flower-sw.js?first-byte-ms=10", 0, false},
+		{"https://example.org/flower-sw.js?first-byte-ms=20000", 0, false},
+		{"https://example.org/flower-sw.js?first-byte-ms=0.5", 0, false},
+		{"https://example.org/flower-sw.js?first-byte-ms=-300", 0, false},
+	} {
+		got, err := worker.FirstByteParam(c.url)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("%s: %v, %v; want %v, ok %v", c.url, got, err, c.want, c.ok)
+		}
+	}
+}

@@ -32,6 +32,7 @@
     sw: data.sw || '/flower-sw.js',
     log: data.log || localStorage.getItem('flower-log') || '',
     deferMs: Number(data.deferMs || 4000),
+    firstByteMs: data.firstByteMs || '',
   };
 
   let peer = null; // globalThis.flowerPeer once it runs
@@ -114,7 +115,13 @@
 
   const sw = navigator.serviceWorker;
   if (sw) {
-    sw.register(cfg.log ? cfg.sw + '?log=' + encodeURIComponent(cfg.log) : cfg.sw, { scope: '/' }).catch((err) => console.warn('[flower] service worker:', err));
+    // The worker's settings travel in its script URL (a change installs
+    // the worker again).
+    const q = new URLSearchParams();
+    if (cfg.log) q.set('log', cfg.log);
+    if (cfg.firstByteMs) q.set('first-byte-ms', cfg.firstByteMs);
+    const swURL = q.toString() ? cfg.sw + '?' + q : cfg.sw;
+    sw.register(swURL, { scope: '/' }).catch((err) => console.warn('[flower] service worker:', err));
     sw.addEventListener('message', onMessage);
   }
 
