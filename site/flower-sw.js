@@ -121,6 +121,10 @@ self.flowerAskPeer = async (url, clientId, firstByteMs) => {
 
 const TRANSFER_MS = 120000;
 const QUEUED_MS = 5000;
+// Once the page says its transfers are moving, a pause of the page this
+// long (a page, or a machine, busy with other work) is not yet a peer that
+// failed to start.
+const MOVING_MS = 1000;
 // A deadline timer that fires this much after its time found this thread
 // busy (verifying and storing other objects): the page may have spoken
 // meanwhile, its message queued behind the timer.
@@ -150,9 +154,9 @@ function ask(client, url, firstByteMs) {
     };
     // No first byte within firstByteMs: the network. The page's
     // {op: "progress"} (its peer's transfers are moving, this object may be
-    // queued behind them), or any word from the page about another request
-    // (it has not read this one yet, busy with the others) extends the
-    // wait, up to QUEUED_MS in all. The deadline is the peer's: time this
+    // queued behind them; its next word may take up to MOVING_MS), or any
+    // word from the page about another request (it has not read this one
+    // yet, busy with the others) extends the wait, up to QUEUED_MS in all. The deadline is the peer's: time this
     // thread was too busy to read the page's messages does not count
     // against it.
     let t1 = 0;
@@ -193,7 +197,7 @@ function ask(client, url, firstByteMs) {
           if (!begun) arm(firstByteMs);
           break;
         case 'progress':
-          if (!begun && Date.now() - asked < QUEUED_MS) arm(firstByteMs);
+          if (!begun && Date.now() - asked < QUEUED_MS) arm(Math.max(firstByteMs, MOVING_MS));
           break;
         case 'done':
           finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '', keep: !!d.keep });
