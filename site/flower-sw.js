@@ -199,9 +199,17 @@ function ask(client, url, firstByteMs) {
         case 'progress':
           if (!begun && Date.now() - asked < QUEUED_MS) arm(Math.max(firstByteMs, MOVING_MS));
           break;
-        case 'done':
-          finish({ kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '', keep: !!d.keep });
+        case 'done': {
+          // The body's SHA-256 natively (WebCrypto): Go's, compiled to
+          // WebAssembly, hashes about 48 MB/s on this thread.
+          const v = { kind: 'object', body: d.body, statement: d.statement, local: !!d.local, peer: d.peer || '', keep: !!d.keep };
+          begun = true;
+          crypto.subtle.digest('SHA-256', d.body).then(
+            (dg) => finish(Object.assign(v, { digest: new Uint8Array(dg) })),
+            () => finish(v),
+          );
           break;
+        }
         case 'origin':
           finish({ kind: 'origin' });
           break;

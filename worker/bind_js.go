@@ -4,6 +4,7 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,6 +279,16 @@ func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Dur
 	a.Entry.Size = int64(len(a.Body))
 	a.Local, _ = get("local").Bool()
 	a.Keep, _ = get("keep").Bool()
+	if d := get("digest"); !d.IsUndefined() && !d.IsNull() {
+		b, err := jsutil.ToGo(d)
+		if err != nil {
+			return Answer{}, err
+		}
+		if len(b) != sha256.Size {
+			return Answer{}, fmt.Errorf("worker: a digest of %d bytes from the glue", len(b))
+		}
+		a.Digest = (*[sha256.Size]byte)(b)
+	}
 	a.Peer, _ = get("peer").String()
 	return a, nil
 }

@@ -17,6 +17,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,10 @@ type Answer struct {
 	// Keep (FromPeer): the worker stores the object and reports it with
 	// Fetched; the page-side peer serves it from memory until then.
 	Keep bool
+	// Digest (FromPeer, optional): Body's SHA-256 as the glue computed it
+	// with WebCrypto, checked against the statement instead of hashing
+	// Body again in Go.
+	Digest *[sha256.Size]byte
 }
 
 // Peers reaches the site's page-side peers.
@@ -202,7 +207,12 @@ func (w *Worker) Handle(ctx context.Context, req Request) (*Response, error) {
 	delegated := a.Kind == ToOrigin
 	if a.Kind == FromPeer {
 		a.Entry.Site, a.Entry.URL, a.Entry.Size = site, req.URL, int64(len(a.Body)) // what was asked for
-		signed, err := w.cfg.Site.Verify(a.Entry, a.Body)
+		var signed security.Signed
+		if a.Digest != nil {
+			signed, err = w.cfg.Site.VerifyDigest(a.Entry, *a.Digest, len(a.Body))
+		} else {
+			signed, err = w.cfg.Site.Verify(a.Entry, a.Body)
+		}
 		if err == nil {
 			src := "peer"
 			if a.Local {

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"sort"
@@ -252,6 +253,33 @@ func TestKeep(t *testing.T) {
 	})
 	if r := handle(t, w, url, nil); r.Source != "cache" {
 		t.Fatalf("after keeping: %s, want cache", r.Source)
+	}
+}
+
+// TestDigest: a digest the glue computed (WebCrypto) is what the worker
+// checks against the statement: the right one is accepted, a wrong one
+// refused (the origin answers).
+func TestDigest(t *testing.T) {
+	o, w, _, fp, sc := setup(t, 0)
+	url := o.URL + "/static/b.bin"
+	or, err := sc.Fetch(context.Background(), url)
+	if err != nil || or.Entry == nil {
+		t.Fatalf("fetch entry: %v", err)
+	}
+	body := o.Body("/static/b.bin")
+	good := sha256.Sum256(body)
+	fp.answer = worker.Answer{Kind: worker.FromPeer, Entry: peer.Entry{Statement: or.Entry.Statement}, Body: body, Digest: &good}
+	if r := handle(t, w, url, nil); r.Source != "peer" {
+		t.Fatalf("the right digest: served from %s", r.Source)
+	}
+	bad := good
+	bad[0] ^= 1
+	fp.answer.Digest = &bad
+	if r := handle(t, w, url, nil); r.Source != "origin" || !bytes.Equal(r.Body, body) {
+		t.Fatalf("a wrong digest: served from %s", r.Source)
+	}
+	if s := w.Stats(); s.VerifyFailures != 1 {
+		t.Fatalf("verification failures %d, want 1", s.VerifyFailures)
 	}
 }
 
