@@ -109,7 +109,7 @@
     const width = Math.max(300, el.clientWidth);
     if (!plot) {
       plot = new window.uPlot({
-        width, height: 240,
+        width, height: 200,
         scales: { x: { time: true } },
         axes: [{}, { label: 'MB', values: (u, v) => v.map((x) => x.toFixed(1)) }],
         series: [
@@ -119,7 +119,7 @@
           { label: 'from your cache', stroke: '#8a8f8c', width: 1, dash: [4, 4], value: (u, v) => (v == null ? '-' : v.toFixed(2) + ' MB') },
         ],
       }, data, el);
-      window.addEventListener('resize', () => plot.setSize({ width: Math.max(300, el.clientWidth), height: 240 }));
+      window.addEventListener('resize', () => plot.setSize({ width: Math.max(300, el.clientWidth), height: 200 }));
       return;
     }
     plot.setData(data);
