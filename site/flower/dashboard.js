@@ -111,7 +111,14 @@
       plot = new window.uPlot({
         width, height: 200,
         scales: { x: { time: true } },
-        axes: [{}, { label: 'MB', values: (u, v) => v.map((x) => x.toFixed(1)) }],
+        axes: [
+          {
+            space: 80,
+            incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+            values: (u, v) => v.map((x) => new Date(x * 1000).toLocaleTimeString('en-GB')),
+          },
+          { label: 'MB', values: (u, v) => v.map((x) => x.toFixed(1)) },
+        ],
         series: [
           {},
           { label: 'from other visitors', stroke: '#2e6b45', width: 2, fill: 'rgba(46,107,69,0.08)', value: (u, v) => (v == null ? '-' : v.toFixed(2) + ' MB') },

@@ -184,15 +184,17 @@ func TestVisitorDashboard(t *testing.T) {
 	}
 }
 
-// TestVisitorStopsUploads: visitor A caches the demo's pictures; visitor B
+// TestVisitorControls: visitor A caches the demo's pictures; visitor B
 // then fetches them. While A's browser reports Save-Data (emulated through
 // the DevTools protocol) A uploads nothing and B gets its pictures from the
 // origin; with Save-Data off A serves B again (the control); once A pauses
 // sharing with the dashboard's checkbox, A uploads nothing more and holds
 // no directory role. Then A clears its cache with the dashboard's button:
 // the dashboard and IndexedDB show nothing cached, and A's next request for
-// a picture is not a cache hit.
-func TestVisitorStopsUploads(t *testing.T) {
+// a picture is not a cache hit. Last, A leaves the site with the dashboard's
+// button: its peer holds no role, its worker passes the site's requests
+// through to the origin, and so it stays after a reload, until A rejoins.
+func TestVisitorControls(t *testing.T) {
 	d := startDemo(t, 1)
 	pics := demoPictures(t, d)
 	a := browsertest.NewVisitor(t, "a", browsertest.Options{})
@@ -257,6 +259,9 @@ func TestVisitorStopsUploads(t *testing.T) {
 	if up, bytes := uploads(); up != up0 || bytes != bytes0 {
 		t.Errorf("a uploaded %d objects, %d bytes while paused (before: %d, %d)", up-up0, bytes-bytes0, up0, bytes0)
 	}
+	// a handed its directory position over: b, its only content peer,
+	// holds it now.
+	b.WaitEval(`flower.stats().then(s => s.role === "directory")`, 10*time.Second)
 	var bs stats
 	b.MustEval(`flower.stats()`, &bs)
 	t.Logf("a uploaded %d objects, %d bytes while sharing; b: %s", up0, bytes0, bs.brief())
@@ -282,4 +287,47 @@ func TestVisitorStopsUploads(t *testing.T) {
 		t.Errorf("requests (cache/peers/origin) before clearing %d/%d/%d, after a refetch %d/%d/%d; want one more from peers or origin",
 			before.Requests.Cache, before.Requests.Peers, before.Requests.Origin, after.Requests.Cache, after.Requests.Peers, after.Requests.Origin)
 	}
+
+	// Leave: no role, requests pass through the worker untouched (no
+	// Flower-Source), persisted across a reload; rejoin.
+	a.MustEval(`document.getElementById("leave").click(); true`, nil)
+	a.WaitEval(`flower.stats().then(s => s.controls.left && s.role === "none" && s.objects === 0)`, 10*time.Second)
+	a.WaitEval(`document.getElementById("leave").textContent.startsWith("Rejoin")`, 5*time.Second)
+	a.Screenshot("a-left.png")
+	// cache: "no-store": the browser's HTTP cache holds what the worker
+	// fetched earlier, and would answer a request passed through.
+	hits := len(d.originRequests("a"))
+	if src := fetchNoStore(t, a, pics[1].path); src != "" {
+		t.Errorf("a's request after leaving: Flower-Source %q, want none (passed through)", src)
+	}
+	if got := len(d.originRequests("a")); got != hits+1 {
+		t.Errorf("origin saw %d requests from a after it left, want 1", got-hits)
+	}
+	openDashboard(t, d, a)
+	a.WaitEval(`flower.stats().then(s => s.controls.left && s.role === "none")`, 10*time.Second)
+	if src := fetchNoStore(t, a, pics[2].path); src != "" {
+		t.Errorf("a's request after a reload: Flower-Source %q, want none (still left)", src)
+	}
+	a.MustEval(`document.getElementById("leave").click(); true`, nil)
+	a.WaitEval(`flower.stats().then(s => !s.controls.left && s.role !== "none")`, 10*time.Second)
+	if src, _ := fetchSource(t, a, pics[3].path); src == "" || src == "cache" {
+		t.Errorf("a's request after rejoining: Flower-Source %q, want peer or origin", src)
+	}
+}
+
+// fetchNoStore fetches path from the page past the browser's HTTP cache
+// (cache: "no-store"; the service worker still sees the request) and
+// returns the Flower-Source header ("" if the worker did not answer).
+func fetchNoStore(t *testing.T, v *browsertest.Visitor, path string) string {
+	t.Helper()
+	var out struct {
+		Source string `json:"source"`
+		Status int    `json:"status"`
+	}
+	v.MustEval(`(async () => { const r = await fetch(`+"`"+path+"`"+`, {cache: "no-store"}); await r.arrayBuffer();
+		return {source: r.headers.get("Flower-Source") || "", status: r.status}; })()`, &out)
+	if out.Status != 200 {
+		t.Fatalf("%s: fetch %s: status %d", v.Name, path, out.Status)
+	}
+	return out.Source
 }
