@@ -219,7 +219,6 @@
     if (peer) {
       const r = await peer[name](arg);
       if (name === 'leave') announceSettings(arg);
-      watchDevice.check();
       return r === undefined ? null : r;
     }
     if (!bc) throw new Error('no page runs the peer');
