@@ -130,6 +130,8 @@
       return;
     }
     plot.setData(data);
+    // The legend shows the latest totals unless the pointer is on the chart.
+    if (plot.cursor.left < 0) plot.setLegend({ idx: data[0].length - 1 });
   }
 
   function say(text, err) {

@@ -1,6 +1,7 @@
 package browser_test
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -215,6 +216,9 @@ func TestVisitorControls(t *testing.T) {
 		a.MustEval(`flower.stats()`, &s)
 		return s.Uploads, s.BytesUploaded
 	}
+	// What b got, as the test counts it: requests and bytes by source.
+	counted := map[string]int{}
+	countedBytes := map[string]int64{}
 	fetchAll := func(ps []picture) map[string]int {
 		got := map[string]int{}
 		for _, p := range ps {
@@ -223,6 +227,8 @@ func TestVisitorControls(t *testing.T) {
 				t.Fatalf("b: %s: %d bytes, want %d", p.path, size, p.size)
 			}
 			got[src]++
+			counted[src]++
+			countedBytes[src] += int64(size)
 		}
 		return got
 	}
@@ -262,9 +268,18 @@ func TestVisitorControls(t *testing.T) {
 	// a handed its directory position over: b, its only content peer,
 	// holds it now.
 	b.WaitEval(`flower.stats().then(s => s.role === "directory")`, 10*time.Second)
+	// b's dashboard shows what the test counted; what b got from peers is
+	// what a uploaded (a is b's only peer).
+	b.WaitEval(fmt.Sprintf(`(() => { const v = (k) => document.querySelector('[data-k="' + k + '"]').dataset.v;
+		return v("requests.peers") === "%d" && v("requests.origin") === "%d" && v("bytes.peers") === "%d" && v("bytes.origin") === "%d"; })()`,
+		counted["peer"], counted["origin"], countedBytes["peer"], countedBytes["origin"]), 10*time.Second)
+	if int64(counted["peer"]) != up0 || countedBytes["peer"] != bytes0 {
+		t.Errorf("b got %d objects, %d bytes from peers; a uploaded %d, %d", counted["peer"], countedBytes["peer"], up0, bytes0)
+	}
 	var bs stats
 	b.MustEval(`flower.stats()`, &bs)
 	t.Logf("a uploaded %d objects, %d bytes while sharing; b: %s", up0, bytes0, bs.brief())
+	b.Screenshot("b.png")
 	a.Screenshot("a-paused.png")
 
 	// Clear with the dashboard's button.
