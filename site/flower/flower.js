@@ -180,6 +180,7 @@
   let heard = null; // {stats, at} from the running page
   let seq = 0;
   const calls = new Map(); // control id -> {resolve, reject}
+  const CONTROLS = ['pause', 'setUploadLimit', 'clear', 'leave'];
   if (bc) {
     bc.onmessage = async (e) => {
       const d = e.data || {};
@@ -188,7 +189,7 @@
         window.dispatchEvent(new CustomEvent('flower:stats', { detail: remoteCopy(d.stats) }));
       } else if (d.op === 'stats?' && peer) {
         bc.postMessage({ op: 'stats', stats: await flower.stats() });
-      } else if (d.op === 'control' && peer) {
+      } else if (d.op === 'control' && peer && CONTROLS.includes(d.name)) {
         try {
           bc.postMessage({ op: 'controlled', id: d.id, result: await control(d.name, d.arg) });
         } catch (err) {
