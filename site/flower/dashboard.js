@@ -13,7 +13,7 @@
     const units = ['B', 'kB', 'MB', 'GB'];
     let i = 0;
     while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
-    return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+    return (i === 0 ? String(n) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + ' ' + units[i];
   }
   const fmtCount = (n) => Number(n || 0).toLocaleString('en-US');
   const fmtMs = (n) => (n > 0 ? Math.round(n) + ' ms' : 'none yet');

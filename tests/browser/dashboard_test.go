@@ -219,10 +219,14 @@ func TestVisitorControls(t *testing.T) {
 	// What b got, as the test counts it: requests and bytes by source.
 	counted := map[string]int{}
 	countedBytes := map[string]int64{}
+	took := map[string]time.Duration{}
+	srcOf := map[string]string{}
 	fetchAll := func(ps []picture) map[string]int {
 		got := map[string]int{}
 		for _, p := range ps {
+			start := time.Now()
 			src, size := fetchSource(t, b, p.path)
+			took[p.path], srcOf[p.path] = time.Since(start), src
 			if int64(size) != p.size {
 				t.Fatalf("b: %s: %d bytes, want %d", p.path, size, p.size)
 			}
@@ -246,12 +250,28 @@ func TestVisitorControls(t *testing.T) {
 		t.Errorf("a uploaded %d objects, %d bytes under Save-Data", up, bytes)
 	}
 
-	// The control: Save-Data off, a serves b again.
+	// The control: Save-Data off, a serves b again, within the upload cap
+	// set with the dashboard's field (400 KB/s: a quarter second of burst,
+	// then the cap).
 	a.SetSaveData(false)
 	a.WaitEval(`flower.stats().then(s => !s.controls.device.saveData && !s.controls.noServe)`, 5*time.Second)
-	if got := fetchAll(pics[3:6]); got["peer"] == 0 {
+	const capBps = 400000
+	a.MustEval(`document.getElementById("cap").value = "400"; document.getElementById("cap-apply").click(); true`, nil)
+	a.WaitEval(`flower.stats().then(s => s.controls.uploadLimit === 400000 &&
+		document.querySelector('[data-k="uploadLimit"]').textContent === "400 kB/s")`, 5*time.Second)
+	got := fetchAll(pics[3:6])
+	if got["peer"] == 0 {
 		t.Errorf("b with a sharing again: sources %v, want some from peers", got)
 	}
+	for _, p := range pics[3:6] {
+		floor := time.Duration(float64(p.size-capBps/4) / capBps * float64(time.Second))
+		t.Logf("b: %s, %d bytes from %s in %v (the cap's floor %v)", p.path, p.size, srcOf[p.path], took[p.path].Round(time.Millisecond), floor.Round(time.Millisecond))
+		if srcOf[p.path] == "peer" && took[p.path] < floor {
+			t.Errorf("b got %s (%d bytes) from a in %v, faster than a's cap allows (%v)", p.path, p.size, took[p.path], floor)
+		}
+	}
+	a.MustEval(`document.getElementById("cap").value = ""; document.getElementById("cap-apply").click(); true`, nil)
+	a.WaitEval(`flower.stats().then(s => s.controls.uploadLimit === 0)`, 5*time.Second)
 	a.WaitEval(`flower.stats().then(s => s.uploads > 0)`, 10*time.Second)
 	up0, bytes0 := uploads()
 
