@@ -55,7 +55,7 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := loadControls(st)
+	ctl, err := loadControls(st, log)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -35,15 +36,16 @@ type controls struct {
 }
 
 // loadControls reads the settings document and globalThis.flowerDevice
-// (set by flower.js before the module starts).
-func loadControls(st *idb.Store) (*controls, error) {
+// (set by flower.js before the module starts). A damaged document is
+// logged and replaced by the defaults at the next change.
+func loadControls(st *idb.Store, log *slog.Logger) (*controls, error) {
 	b, err := st.Doc(worker.SettingsDoc)
 	if err != nil {
 		return nil, fmt.Errorf("page: visitor settings: %w", err)
 	}
 	s, err := worker.ParseSettings(b)
 	if err != nil {
-		return nil, fmt.Errorf("page: %w", err)
+		log.Warn("visitor settings: using the defaults", "err", err)
 	}
 	c := &controls{set: s}
 	if v, err := safejs.Global().Get("flowerDevice"); err == nil && v.Type() == safejs.TypeObject {
