@@ -153,12 +153,47 @@ func TestVisitorDashboard(t *testing.T) {
 	a.MustEval(`window.scrollTo(0, document.body.scrollHeight); true`, nil)
 	a.Screenshot("dashboard-bottom.png")
 
+	// What the browser says of the device: a battery running low, then a
+	// cellular connection, keep the peer out of directory roles (uploads
+	// go on). Headless Chromium reports a charging battery and no
+	// connection type, so the test shadows the attributes flower.js reads
+	// once a second on the browser's own objects.
+	for _, c := range []struct{ name, set, unset, fetch string }{
+		{"batterySaver",
+			`navigator.getBattery().then(b => { Object.defineProperty(b, "charging", {value: false, configurable: true});
+				Object.defineProperty(b, "level", {value: 0.15, configurable: true}); return true; })`,
+			`navigator.getBattery().then(b => { delete b.charging; delete b.level; return true; })`, "/css/site.css"},
+		{"metered",
+			`(() => { Object.defineProperty(navigator.connection, "type", {value: "cellular", configurable: true}); return true; })()`,
+			`(() => { delete navigator.connection.type; return true; })()`, "/js/app.js"},
+	} {
+		a.MustEval(c.set, nil)
+		a.WaitEval(`flower.stats().then(s => s.controls.device.`+c.name+` && s.controls.noDirectory && !s.controls.noServe && s.role === "content")`, 5*time.Second)
+		a.WaitEval(`document.querySelector('[data-k="device"]').textContent.includes("directory role never")`, 5*time.Second)
+		if c.name == "batterySaver" {
+			a.Screenshot("dashboard-battery-low.png")
+		}
+		a.MustEval(c.unset, nil)
+		a.WaitEval(`flower.stats().then(s => !s.controls.device.`+c.name+` && !s.controls.noDirectory)`, 5*time.Second)
+		// Back to directory: a's next query (for an object it does not
+		// hold) finds the position vacant.
+		if src := fetchNoStore(t, a, c.fetch); src != "origin" {
+			t.Fatalf("%s: %q, want origin", c.fetch, src)
+		}
+		a.WaitEval(`flower.stats().then(s => s.role === "directory")`, 10*time.Second)
+	}
+
 	// A second dashboard in the same browser (an iframe: same origin, same
 	// Web Lock) waits for the peer and shows the running page's figures.
 	a.MustEval(`(() => { const f = document.createElement("iframe"); f.id = "other"; f.src = "/flower/dashboard.html?tab=2";
 		f.style = "width: 100%; height: 700px; border: 2px solid #2b4f8a"; document.body.appendChild(f); return true; })()`, nil)
+	// a holds the pictures and the two objects it fetched above.
+	held := strconv.Itoa(len(pics) + 2)
 	a.WaitEval(`(() => { const w = document.getElementById("other").contentWindow; if (!w.flower || w.flower.state !== "waiting") return false;
-		const el = w.document.querySelector('[data-k="objects"]'); return el && el.dataset.v === "`+n+`"; })()`, 20*time.Second)
+		const v = (d, k) => d.querySelector('[data-k="' + k + '"]').dataset.v;
+		return v(w.document, "objects") === "`+held+`" && v(document, "objects") === "`+held+`" &&
+			v(w.document, "requests.origin") === v(document, "requests.origin"); })()`, 20*time.Second)
+	figs = dashboard(t, a, "")
 	other := dashboard(t, a, "other")
 	for _, k := range []string{"requests.origin", "bytes.origin", "requests.cache", "objects", "bytesCached", "peer", "role"} {
 		if other[k][0] != figs[k][0] {
@@ -180,8 +215,8 @@ func TestVisitorDashboard(t *testing.T) {
 	a.WaitEval(`flower.stats().then(s => s.controls.paused && s.controls.uploadLimit === 50000 && s.role !== "directory")`, 10*time.Second)
 	a.MustEval(`(async () => { await flower.pause(false); await flower.setUploadLimit(0); return true; })()`, nil)
 	a.WaitEval(`flower.stats().then(s => !s.controls.paused && !s.controls.noServe && s.controls.uploadLimit === 0)`, 5*time.Second)
-	if on, _ := storedObjects(t, a); on != len(pics) {
-		t.Errorf("after the reload IndexedDB holds %d objects, want %d", on, len(pics))
+	if on, _ := storedObjects(t, a); strconv.Itoa(on) != held {
+		t.Errorf("after the reload IndexedDB holds %d objects, want %s", on, held)
 	}
 }
 
