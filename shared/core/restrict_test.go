@@ -1,11 +1,13 @@
 package core_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/wire"
 )
 
 // TestNoDirectoryHandsOver: a directory told NoDirectory gives its position
@@ -154,4 +156,92 @@ func TestNoServe(t *testing.T) {
 	if a := tn.answers[q]; a.Source == SourceOrigin {
 		t.Errorf("after lifting NoServe: %+v, want a peer", a)
 	}
+}
+
+// FuzzRestrictions drives a warm network (LeaveHandover on, as browser
+// peers run) with restrictions switched on and off at random nodes, their
+// queries, and well-formed messages from random peers: a node under
+// NoDirectory never holds a position, one under NoServe serves nothing,
+// and once every restriction is lifted the network heals as without them
+// (every query answered, one directory per petal, a consistent ring).
+func FuzzRestrictions(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 0, 0, 200, 3, 3, 0, 200, 7, 1, 5, 1, 2, 3, 4})
+	f.Add([]byte{1, 5, 30, 2, 7, 100, 0, 1, 2, 0, 0, 6, 1, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9})
+	f.Add([]byte{3, 0, 0, 3, 1, 0, 3, 2, 0, 3, 3, 0, 3, 4, 0, 3, 5, 0, 200, 0, 9, 200, 0, 1, 7, 2, 0, 100})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		cfg := DefaultConfig()
+		cfg.Localities = 2
+		cfg.LeaveHandover = true
+		tn := newTestNet(t, cfg, 12, 5)
+		sites := []ids.SiteID{ids.SiteOf("https://a.example"), ids.SiteOf("https://b.example")}
+		for i := range tn.nodes {
+			tn.query(i, sites[i%2], ids.ObjectID(i%7))
+			tn.run(tn.now + 200*time.Millisecond)
+		}
+		tn.run(tn.now + 2*time.Minute)
+		tn.record = func(i int, what string) {
+			if strings.HasPrefix(what, "serve ") && tn.nodes[i].Restrictions().NoServe {
+				t.Fatalf("node %d serves under NoServe: %s", i, what)
+			}
+		}
+		check := func() {
+			for i, nd := range tn.nodes {
+				if nd.Restrictions().NoDirectory && len(nd.DirKeys()) > 0 {
+					t.Fatalf("node %d holds %v under NoDirectory", i, nd.DirKeys())
+				}
+			}
+		}
+		g := &gen{b: data, tn: tn, sites: sites}
+		for len(g.b) > 0 {
+			op := g.byte()
+			to := int(g.byte()) % len(tn.nodes)
+			switch {
+			case op < 64:
+				tn.drv[to].SetRestrictions(tn.now, Restrictions{NoDirectory: op&1 == 1, NoServe: op&2 == 2})
+				tn.after(to)
+			case op < 128:
+				tn.query(to, sites[to%2], g.obj())
+			default:
+				from := g.peer()
+				frame, err := wire.Encode(g.msg())
+				if err != nil || from.IsZero() {
+					continue
+				}
+				if err := tn.drv[to].Receive(tn.now, from, frame); err != nil {
+					t.Fatalf("a frame wire.Encode made does not decode: %v", err)
+				}
+				tn.after(to)
+			}
+			check()
+			tn.run(tn.now + time.Duration(g.byte())*10*time.Millisecond)
+			check()
+		}
+		tn.run(tn.now + 2*time.Minute)
+		check()
+		// Lift every restriction, heal, then check as FuzzWarmNetwork does.
+		for i := range tn.nodes {
+			tn.drv[i].SetRestrictions(tn.now, Restrictions{})
+			tn.after(i)
+		}
+		tn.run(tn.now + 10*time.Minute)
+		var qs []qkey
+		for round := 0; round < 3; round++ {
+			for i := range tn.nodes {
+				qs = append(qs, tn.query(i, sites[i%2], ids.ObjectID(tn.rnd.IntN(10))))
+				tn.run(tn.now + 100*time.Millisecond)
+			}
+		}
+		tn.run(tn.now + 10*time.Minute)
+		for _, q := range qs {
+			if _, ok := tn.answers[q]; !ok {
+				t.Fatalf("query %+v never answered", q)
+			}
+		}
+		checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
+		checkRing(t, tn)
+	})
 }
