@@ -139,12 +139,12 @@ func (r *pacedReader) Read(b []byte) (int, error) {
 	if r.off.Load() {
 		return 0, ErrUploadsOff
 	}
-	max, err := r.lim.wait(r.ctx)
+	step, err := r.lim.wait(r.ctx)
 	if err != nil {
 		return 0, err
 	}
-	if max > 0 && len(b) > max {
-		b = b[:max]
+	if step > 0 && len(b) > step {
+		b = b[:step]
 	}
 	if r.off.Load() {
 		return 0, ErrUploadsOff
