@@ -33,6 +33,12 @@ type controls struct {
 	mu  sync.Mutex
 	set worker.Settings
 	dev device
+	// apply serialises handing the restrictions to the peer: each hand-over
+	// reads the latest settings and device, so an older one never lands
+	// after a newer one.
+	apply sync.Mutex
+	// update serialises the visitor's changes: saved and applied in order.
+	update sync.Mutex
 }
 
 // loadControls reads the settings document and globalThis.flowerDevice
@@ -91,19 +97,33 @@ func (c *controls) snapshot() Controls {
 	return Controls{Settings: c.set, Device: c.dev, NoServe: r.NoServe, NoDirectory: r.NoDirectory}
 }
 
+// applyRestrictions hands the peer the restrictions of the current
+// settings and device.
+func (pp *pagePeer) applyRestrictions() {
+	c := pp.ctl
+	c.apply.Lock()
+	defer c.apply.Unlock()
+	c.mu.Lock()
+	r := c.restrictions()
+	c.mu.Unlock()
+	pp.p.SetRestrictions(r)
+}
+
 // update changes the settings with fn, saves them, and applies them to the
 // peer.
 func (pp *pagePeer) update(fn func(s *worker.Settings)) error {
 	c := pp.ctl
+	c.update.Lock()
+	defer c.update.Unlock()
 	c.mu.Lock()
 	was := c.set
 	fn(&c.set)
-	now, r := c.set, c.restrictions()
+	now := c.set
 	c.mu.Unlock()
 	if err := pp.st.SetDoc(worker.SettingsDoc, now.Marshal()); err != nil {
 		return fmt.Errorf("page: save visitor settings: %w", err)
 	}
-	pp.p.SetRestrictions(r)
+	pp.applyRestrictions()
 	pp.p.SetUploadLimit(now.UploadLimit)
 	switch {
 	case now.Left && !was.Left:
@@ -193,11 +213,10 @@ func (pp *pagePeer) controlFuncs() map[string]func(args []safejs.Value) any {
 			c.mu.Lock()
 			changed := c.dev != d
 			c.dev = d
-			r := c.restrictions()
 			c.mu.Unlock()
 			if changed {
 				pp.log.Info("device", "save_data", d.SaveData, "metered", d.Metered, "battery_saver", d.BatterySaver)
-				go pp.p.SetRestrictions(r)
+				go pp.applyRestrictions()
 			}
 			return nil
 		},
