@@ -11,7 +11,8 @@
 # It copies site/demo/, the generated pictures and video (`flower demo-assets`,
 # cached under $FLOWER_CACHE), the browser peer (site/flower/, site/flower-sw.js,
 # Go's wasm_exec.js and ./wasm built as flower/flower.wasm, with .br and .gz
-# copies), fills in the script tag's data-bootstrap and data-site-key, and
+# copies), fills in the script tag's data-bootstrap and data-site-key (pages and
+# the visitor dashboard, flower/dashboard.html), and
 # signs the site with `flower sign`. Missing tools (brotli, ffmpeg) are
 # installed with apt-get when running as root.
 #
@@ -126,7 +127,7 @@ if [ ! -f "$keyfile" ]; then
 	"$FLOWER" keygen --out "$keyfile" >/dev/null
 fi
 pub=$("$FLOWER" keygen --pub "$keyfile")
-for f in "$site"/*.html; do
+for f in "$site"/*.html "$site"/flower/dashboard.html; do
 	sed -i -e "s|data-bootstrap=\"BOOTSTRAP_URL\"|data-bootstrap=\"$boot\"|" \
 		-e "s|data-site-key=\"SITE_KEY\"|data-site-key=\"$pub\"|" "$f"
 done

@@ -56,6 +56,8 @@ self.addEventListener('message', (e) => {
     e.source.postMessage({ op: 'peer-ack' });
   }
   if (d.op === 'peer-down') peers.delete(e.source.id);
+  // The visitor left the site (or came back): pass its requests through.
+  if (d.op === 'settings' && W) W.setLeft(!!d.left);
 });
 
 self.addEventListener('fetch', (e) => {

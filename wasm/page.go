@@ -55,6 +55,14 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctl, err := loadControls(st, log)
+	if err != nil {
+		return err
+	}
+	var left []string
+	if ctl.set.Left {
+		left = []string{origin}
+	}
 	start, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if wantKey != "" {
@@ -74,13 +82,18 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 		// The service worker stores what peers send (worker.Answer.Keep):
 		// an IndexedDB put of a large object would stall this page.
 		CallerStores: true,
+		// The visitor's controls (visitor.go).
+		Restrictions: ctl.restrictions(), UploadLimit: ctl.set.UploadLimit, Left: left,
 	})
 	if err != nil {
 		return fmt.Errorf("page: %w", err)
 	}
-	pp := &pagePeer{p: p, st: st, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
+	pp := &pagePeer{p: p, st: st, ctl: ctl, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
 	if err := pp.install(); err != nil {
 		return err
+	}
+	if ctl.set.Left {
+		return nil // no petal to warm up
 	}
 	// Take part in the petal at once, not at the first miss (a visitor
 	// whose requests are all cache hits still serves its petal), and have
@@ -117,6 +130,7 @@ func identity(st *idb.Store) (ed25519.PrivateKey, error) {
 type pagePeer struct {
 	p       *peer.Peer
 	st      *idb.Store
+	ctl     *controls
 	origin  string
 	site    ids.SiteID
 	log     *slog.Logger
@@ -129,7 +143,9 @@ type pagePeer struct {
 //     reports); keep: the worker stores the object and reports it;
 //   - fetched(url, ok, stored): the worker's origin fetch;
 //   - stats() → Promise of a JSON string (see Stats in docs/browser.md);
-//   - close() → Promise: leave the network (the visitor turned it off).
+//   - close() → Promise: leave the network (the visitor turned it off);
+//   - pause(bool), setUploadLimit(bps), leave(bool), clear(), device(obj):
+//     the visitor's controls (visitor.go).
 func (pp *pagePeer) install() error {
 	obj, err := jsutil.NewObject()
 	if err != nil {
@@ -162,6 +178,9 @@ func (pp *pagePeer) install() error {
 		"close": func([]safejs.Value) any {
 			return jsutil.Promise(func() (any, error) { return nil, pp.p.Close() })
 		},
+	}
+	for name, fn := range pp.controlFuncs() {
+		funcs[name] = fn
 	}
 	for name, fn := range funcs {
 		f, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any { return fn(args) })
@@ -227,8 +246,14 @@ func (pp *pagePeer) lookup(args []safejs.Value) (any, error) {
 // RTT-derived request timeout gets a higher floor than a native peer's
 // (which would give up on a holder that is about to send, and ask another
 // for the same object).
+//
+// LeaveHandover: a visitor who pauses sharing, or leaves the site, while
+// its peer is a directory hands the position over at once (a successor
+// named to the petal) instead of leaving it vacant until the petal notices;
+// its peers must understand that goodbye, so every browser peer sets it.
 func browserCore() core.Config {
 	c := core.DefaultConfig()
 	c.MinTimeout = 400 * time.Millisecond
+	c.LeaveHandover = true
 	return c
 }

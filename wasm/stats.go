@@ -37,6 +37,9 @@ type Stats struct {
 	Uploads        int64 `json:"uploads"`
 	BytesUploaded  int64 `json:"bytesUploaded"`
 	UptimeSeconds  int64 `json:"uptimeSeconds"`
+	// Controls: the visitor's settings, the device's state, and the
+	// restrictions they give (visitor.go).
+	Controls Controls `json:"controls"`
 	// The raw counters of both sides.
 	Worker    worker.Snapshot `json:"worker"`
 	PeerStats peer.Stats      `json:"peerStats"`
@@ -82,5 +85,6 @@ func (pp *pagePeer) stats() Stats {
 	s.VerifyFailures = w.VerifyFailures + s.PeerStats.VerifyFailures
 	s.Uploads, s.BytesUploaded = s.PeerStats.Served, s.PeerStats.BytesUploaded
 	s.UptimeSeconds = int64(time.Since(pp.started).Seconds())
+	s.Controls = pp.ctl.snapshot()
 	return s
 }

@@ -29,7 +29,7 @@ const wellKnownDoc = "well-known"
 // Run starts the worker inside a service worker: it opens IndexedDB, reads
 // the site's well-known document (from the origin, else the copy saved last
 // time), restores its counters, and installs globalThis.flowerWorker for
-// the JS glue (site/flower-sw.js): shares(url) → bool, and handle(url,
+// the JS glue (site/flower-sw.js): shares(url) → bool, setLeft(bool), and handle(url,
 // headers, clientId) → Promise of a Response, or of null when the glue
 // should send the request to the network itself.
 func Run(ctx context.Context, log *slog.Logger) error {
@@ -62,6 +62,15 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		if json.Unmarshal(b, &s) == nil {
 			w.Restore(s)
 		}
+	}
+	b, err := st.Doc(SettingsDoc)
+	if err != nil {
+		log.Warn("visitor settings", "err", err)
+	}
+	if s, err := ParseSettings(b); err != nil {
+		log.Warn("visitor settings", "err", err)
+	} else {
+		w.SetLeft(s.Left)
 	}
 	go w.saveStats(ctx, st)
 	return w.install()
@@ -150,6 +159,21 @@ func (w *Worker) install() error {
 		return err
 	}
 	if err := obj.Set("handle", handle.Value()); err != nil {
+		return err
+	}
+	// setLeft(bool): the page says the visitor left the site (or came
+	// back); the settings document says so at the next start.
+	setLeft, err := safejs.FuncOf(func(_ safejs.Value, args []safejs.Value) any {
+		if len(args) > 0 {
+			left, _ := args[0].Bool()
+			w.SetLeft(left)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := obj.Set("setLeft", setLeft.Value()); err != nil {
 		return err
 	}
 	return safejs.Global().Set("flowerWorker", obj)

@@ -134,6 +134,7 @@ type Worker struct {
 	log   *slog.Logger
 	stats Counters
 	trim  sync.Mutex
+	left  atomic.Bool // SetLeft
 }
 
 // New returns a Worker.
@@ -154,7 +155,7 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // Shares reports whether the worker handles url (the site's whitelist).
-func (w *Worker) Shares(url string) bool { return w.cfg.Site.Shares(url) }
+func (w *Worker) Shares(url string) bool { return !w.left.Load() && w.cfg.Site.Shares(url) }
 
 // ErrPass means the request is not the worker's: the glue sends it to the
 // network untouched.

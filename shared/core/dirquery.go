@@ -31,7 +31,7 @@ func (n *Node) dirQuery(p *position, m *wire.Query) {
 		return
 	}
 	sp := n.sites[p.site]
-	if m.Origin != n.id && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
+	if m.Origin != n.id && n.mayServe() && sp.cache.Has(n.now, m.Obj, n.evicted(sp)) {
 		n.serve(sp, m)
 		if m.NewClient {
 			n.initialGossip(sp, m.Origin)

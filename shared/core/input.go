@@ -39,7 +39,10 @@ func (n *Node) site(site ids.SiteID) *sitePeer {
 // RemoveInterest is removeInterest(ws): the node leaves the website,
 // dropping its cache and any directory position for it. The website's
 // queries still in progress end at once as Aborted answers (the host serves
-// them from the origin outside Flower-CDN if it still wants them).
+// them from the origin outside Flower-CDN if it still wants them). With
+// Config.LeaveHandover it leaves as GoOffline does: a directory names its
+// successor to its content peers (handOver), a content peer tells its
+// directory it holds nothing.
 func (n *Node) RemoveInterest(now time.Duration, site ids.SiteID) {
 	n.enter(now)
 	defer n.leave()
@@ -62,6 +65,14 @@ func (n *Node) RemoveInterest(now time.Duration, site ids.SiteID) {
 	for k := range n.fetching {
 		if k.site == site {
 			delete(n.fetching, k)
+		}
+	}
+	if n.cfg.LeaveHandover && n.online {
+		for _, p := range n.positionsOf(site) {
+			n.handOver(p)
+		}
+		if n.Role(site) == RoleContent && !sp.dir.Member.IsZero() && sp.dir.Member.ID != n.id {
+			n.send(sp.dir.Member.ID, &wire.Push{Site: site, Key: sp.dir.Member.Key, Full: true})
 		}
 	}
 	for _, p := range n.positionsOf(site) {
@@ -263,6 +274,13 @@ func (n *Node) Reconnect(now time.Duration) {
 	for _, site := range n.interest.Sites() {
 		sp := n.sites[site]
 		sp.needFull = true
+		if sp.ret == returnReclaim && n.noDirectory() {
+			// SetRestrictions before Reconnect: no position to take back.
+			sp.ret = returnNone
+			if sp.dir.Member.ID == n.id {
+				sp.dir = wire.DirInfo{}
+			}
+		}
 		if sp.ret == returnReclaim {
 			sp.ret = returnNone
 			n.armSite(sp)

@@ -81,6 +81,11 @@ func (n *Node) onGoodbye(sp *sitePeer, from ids.PeerID, m *wire.PushAck) bool {
 	}
 	left := sp.dir.Member
 	switch {
+	case m.Dir.Member.ID == n.id && n.noDirectory():
+		// Named successor, but the node takes no position: the key is
+		// vacant, and a peer that may take it will.
+		sp.dir = wire.DirInfo{}
+		sp.needFull = true
 	case m.Dir.Member.ID == n.id:
 		// Named successor: take the position at once. A join would be
 		// turned away while the key's ring successor still counts the

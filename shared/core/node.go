@@ -58,6 +58,8 @@ type Node struct {
 	ent     entryState                   // what the bootstrap service told us, and asking it
 	avoided map[ids.PeerID]time.Duration // peers that sent bad objects, until when
 
+	restrict Restrictions // SetRestrictions
+
 	stats  Stats
 	nextID uint64
 	selfq  []wire.Msg

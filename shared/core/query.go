@@ -445,7 +445,7 @@ func (n *Node) FetchDone(now time.Duration, qid uint64, ok bool, obj Object) {
 	for i := range q.waiters {
 		w := &q.waiters[i]
 		switch {
-		case ok && !obj.Private && sp != nil && sp.cache.Contains(w.Obj):
+		case ok && !obj.Private && sp != nil && n.mayServe() && sp.cache.Contains(w.Obj):
 			n.serve(sp, w)
 			if w.NewClient {
 				n.initialGossip(sp, w.Origin)

@@ -18,8 +18,8 @@ func (n *Node) onQuery(from ids.PeerID, m *wire.Query) {
 	switch m.Mode {
 	case wire.QAsk, wire.QServe:
 		sp := n.sites[m.Site]
-		has := sp != nil && sp.cache.Has(n.now, m.Obj, n.evicted(sp))
-		if !has && sp != nil {
+		has := sp != nil && n.mayServe() && sp.cache.Has(n.now, m.Obj, n.evicted(sp))
+		if !has && sp != nil && n.mayServe() {
 			// Being fetched from the origin right now (the directory
 			// learnt we would hold it): serve it as soon as it arrives.
 			if qid, ok := n.fetching[objKey{m.Site, m.Obj}]; ok && len(n.queries[qid].waiters) < maxWaiters {

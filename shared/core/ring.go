@@ -29,7 +29,7 @@ func (n *Node) findSucc(via ids.PeerID, r *request) {
 // position is free the node becomes its directory peer; if another peer
 // holds it, the node updates its dir-info.
 func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
-	if !n.online || sp.joinBusy() || n.position(key) != nil {
+	if !n.online || n.noDirectory() || sp.joinBusy() || n.position(key) != nil {
 		return
 	}
 	sp.join, sp.joinTarget = joinRunning, key
@@ -40,7 +40,7 @@ func (n *Node) tryJoin(sp *sitePeer, key ids.Key) {
 // that the many new clients that find one position vacant at once do not
 // all claim it: the first to join is found by the others.
 func (n *Node) joinLater(sp *sitePeer, key ids.Key) {
-	if sp.join != joinIdle {
+	if sp.join != joinIdle || n.noDirectory() {
 		return
 	}
 	sp.join, sp.joinTarget = joinDelayed, key

@@ -93,6 +93,15 @@ func (d *Driver) RemoveInterest(now time.Duration, site ids.SiteID) {
 	d.drain()
 }
 
+// SetRestrictions sets what the node may not do for other peers
+// (core.Restrictions): take a directory position, serve objects.
+func (d *Driver) SetRestrictions(now time.Duration, r core.Restrictions) {
+	d.begin()
+	defer d.end()
+	d.node.SetRestrictions(now, r)
+	d.drain()
+}
+
 // Query submits a query; its answer reaches the Answerer (at once for a
 // local hit).
 func (d *Driver) Query(now time.Duration, site ids.SiteID, obj ids.ObjectID) uint64 {

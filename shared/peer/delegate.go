@@ -36,6 +36,9 @@ func (p *Peer) Lookup(ctx context.Context, rawURL string, receiving func()) (*Re
 	if !s.wk.Shares(rawURL) {
 		return nil, fmt.Errorf("peer: lookup %s: not shared: %w", rawURL, ErrOrigin)
 	}
+	if p.hasLeft(s.id) {
+		return nil, fmt.Errorf("peer: lookup %s: %w: %w", rawURL, ErrLeft, ErrOrigin)
+	}
 	for try := 0; ; try++ {
 		q := &pending{url: rawURL, site: s, start: time.Now(), done: make(chan struct{}),
 			delegate: true, toOrigin: make(chan struct{}), onReceiving: receiving}

@@ -57,6 +57,9 @@ type envObjects struct{ p *Peer }
 // transfers are already running (the asker's timeout then moves it on).
 func (e envObjects) Serve(s core.Serve) {
 	p := e.p
+	if p.noServe.Load() {
+		return // the core sends none under NoServe; one decided before
+	}
 	select {
 	case p.uploads <- struct{}{}:
 	default:
@@ -147,9 +150,14 @@ func (p *Peer) serve(s core.Serve) {
 	}
 	defer body.Close()
 	opened := time.Since(start)
-	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.transferBudget(e.Size))
+	budget := p.cfg.transferBudget(e.Size)
+	if lim := p.upLimit.rateNow(); lim > 0 && lim < p.cfg.MinTransferRate {
+		// Paced below the usual floor: as long as the cap needs.
+		budget = p.cfg.TransferTimeout + time.Duration(float64(e.Size)/float64(lim)*float64(time.Second))
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, budget)
 	defer cancel()
-	if err := p.net.SendObject(ctx, s.To, s.QID, encodeMeta(p.loc, e.Statement), e.Size, body); err != nil {
+	if err := p.net.SendObject(ctx, s.To, s.QID, encodeMeta(p.loc, e.Statement), e.Size, p.uploadBody(ctx, body)); err != nil {
 		p.log.Debug("serve", "to", s.To.Short(), "url", e.URL, "err", err)
 		return
 	}

@@ -78,6 +78,14 @@ type Config struct {
 	CallerStores bool
 	// Seed seeds the core's randomness (0: random).
 	Seed uint64
+	// Restrictions apply from the start (SetRestrictions changes them).
+	Restrictions core.Restrictions
+	// UploadLimit caps the upload rate in bytes per second, all uploads
+	// together (0: none; SetUploadLimit changes it).
+	UploadLimit int64
+	// Left are sites of Sites the visitor left (Leave): the peer does not
+	// join them (Rejoin does).
+	Left []string
 }
 
 func (c *Config) setDefaults() error {
@@ -148,6 +156,11 @@ type Peer struct {
 	held    held          // objects the Lookup caller stores (CallerStores)
 
 	stats counters
+
+	// The visitor's controls (visitor.go).
+	noServe atomic.Bool
+	upLimit limiter
+	left    sync.Map // ids.SiteID → true: sites the visitor left
 
 	mu      sync.Mutex // guards everything below and every Driver call
 	drv     *host.Driver
@@ -280,6 +293,11 @@ func Start(ctx context.Context, cfg Config) (*Peer, error) {
 		sites: make(map[ids.SiteID]*site), queries: make(map[uint64]*pending),
 		delegated: make(map[string]map[uint64]*pending),
 		early:     make(map[uint64]core.Answer), earlyF: make(map[uint64]bool),
+	}
+	p.noServe.Store(cfg.Restrictions.NoServe)
+	p.upLimit.setRate(cfg.UploadLimit)
+	for _, origin := range cfg.Left {
+		p.left.Store(ids.SiteOf(origin), true)
 	}
 	p.fetcher = &fetcher{client: cfg.HTTPClient, timeout: cfg.OriginTimeout, maxSize: cfg.MaxObjectSize, log: cfg.Logger, stats: &p.stats}
 	p.ctx, p.cancel = context.WithCancel(context.Background())

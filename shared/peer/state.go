@@ -164,6 +164,7 @@ func (p *Peer) startNode(cfg core.Config) error {
 	defer p.mu.Unlock()
 	p.drv = drv
 	now := p.now()
+	drv.SetRestrictions(now, p.cfg.Restrictions)
 	if restored {
 		drv.Reconnect(now)
 		for _, k := range lost {
@@ -171,7 +172,10 @@ func (p *Peer) startNode(cfg core.Config) error {
 		}
 	}
 	for id := range p.sites {
-		if drv.Node().Role(id) == core.RoleNone {
+		switch role := drv.Node().Role(id); {
+		case p.hasLeft(id) && role != core.RoleNone:
+			drv.RemoveInterest(now, id) // left while no peer ran
+		case !p.hasLeft(id) && role == core.RoleNone:
 			drv.AddInterest(now, id)
 		}
 	}

@@ -19,7 +19,11 @@
 // flower.state ("starting", "running", "waiting", "unsupported", "failed");
 // flower.ready (a Promise settled when the peer runs or fails); a
 // "flower:stats" event on window, with the counters as detail, whenever they
-// change (at most once a second).
+// change (at most once a second). The visitor's controls, each a Promise:
+// flower.pause(bool), flower.setUploadLimit(bytesPerSecond),
+// flower.clearCache(), flower.leave(bool). In a page waiting for the peer
+// (another tab runs it), stats and controls reach the running page over
+// the BroadcastChannel "flower-cdn".
 (() => {
   'use strict';
   if (window.flower) return;
@@ -42,11 +46,15 @@
     error: '',
     ready: new Promise((resolve) => { settle = resolve; }),
     async stats() {
-      if (!peer) return { state: flower.state, error: flower.error };
+      if (!peer) return remoteStats();
       const s = JSON.parse(await peer.stats());
       s.state = flower.state;
       return s;
     },
+    pause: (on) => control('pause', on === undefined ? true : !!on),
+    setUploadLimit: (bps) => control('setUploadLimit', Math.max(0, Number(bps) || 0)),
+    clearCache: () => control('clear'),
+    leave: (on) => control('leave', on === undefined ? true : !!on),
   };
   window.flower = flower;
   const fail = (state, err) => {
@@ -171,6 +179,115 @@
     }
   }
 
+  // The visitor's controls and the dashboard (docs/browser.md). The page
+  // that runs the peer posts its counters on the channel every second and
+  // runs the controls other pages of the site send; a page without the
+  // peer answers flower.stats() with the latest counters heard.
+  const bc = window.BroadcastChannel ? new BroadcastChannel('flower-cdn') : null;
+  let heard = null; // {stats, at} from the running page
+  let seq = 0;
+  const calls = new Map(); // control id -> {resolve, reject}
+  const CONTROLS = ['pause', 'setUploadLimit', 'clear', 'leave'];
+  if (bc) {
+    bc.onmessage = async (e) => {
+      const d = e.data || {};
+      if (d.op === 'stats' && !peer) {
+        heard = { stats: d.stats, at: Date.now() };
+        window.dispatchEvent(new CustomEvent('flower:stats', { detail: remoteCopy(d.stats) }));
+      } else if (d.op === 'stats?' && peer) {
+        bc.postMessage({ op: 'stats', stats: await flower.stats() });
+      } else if (d.op === 'control' && peer && CONTROLS.includes(d.name)) {
+        try {
+          bc.postMessage({ op: 'controlled', id: d.id, result: await control(d.name, d.arg) });
+        } catch (err) {
+          bc.postMessage({ op: 'controlled', id: d.id, error: String(err) });
+        }
+      } else if (d.op === 'controlled' && calls.has(d.id)) {
+        const c = calls.get(d.id);
+        calls.delete(d.id);
+        if (d.error) c.reject(new Error(d.error));
+        else c.resolve(d.result);
+      }
+    };
+  }
+  function remoteCopy(s) {
+    return Object.assign({}, s, { state: flower.state, peerState: s.state, remote: true });
+  }
+  async function remoteStats() {
+    const mine = { state: flower.state, error: flower.error };
+    if (!bc) return mine;
+    if (!heard || Date.now() - heard.at > 3000) {
+      bc.postMessage({ op: 'stats?' });
+      const t0 = Date.now();
+      while ((!heard || heard.at < t0) && Date.now() - t0 < 1500) await new Promise((r) => setTimeout(r, 50));
+    }
+    return heard && Date.now() - heard.at <= 3000 ? remoteCopy(heard.stats) : mine;
+  }
+  async function control(name, arg) {
+    if (peer) {
+      const r = await peer[name](arg);
+      if (name === 'leave') announceSettings(arg);
+      return r === undefined ? null : r;
+    }
+    if (!bc) throw new Error('no page runs the peer');
+    const id = String(Math.random()).slice(2) + '-' + (++seq);
+    return new Promise((resolve, reject) => {
+      calls.set(id, { resolve, reject });
+      bc.postMessage({ op: 'control', id, name, arg });
+      setTimeout(() => {
+        if (calls.delete(id)) reject(new Error('no page runs the peer'));
+      }, 5000);
+    });
+  }
+  // The worker passes the site's requests through once the visitor left.
+  function announceSettings(left) {
+    const msg = { op: 'settings', left: !!left };
+    if (sw && sw.controller) sw.controller.postMessage(msg);
+    else if (sw) sw.ready.then((r) => r.active && r.active.postMessage(msg));
+  }
+
+  // What the browser says of the device: Save-Data stops uploads; a
+  // metered connection (navigator.connection.type "cellular", which Chrome
+  // reports on Android and ChromeOS only) or a battery running low
+  // (getBattery: not charging, 20% or less; no browser exposes the OS's
+  // battery saver) keeps the peer out of directory roles.
+  const watchDevice = {
+    battery: null,
+    read() {
+      const c = navigator.connection || {};
+      const b = this.battery;
+      return {
+        saveData: !!c.saveData,
+        metered: c.type === 'cellular',
+        batterySaver: !!b && !b.charging && b.level <= 0.2,
+      };
+    },
+    async init() {
+      try {
+        if (navigator.getBattery) this.battery = await navigator.getBattery();
+      } catch (e) { /* not exposed */ }
+      window.flowerDevice = this.read();
+    },
+    last: '',
+    check() {
+      if (!peer) return;
+      const d = this.read();
+      const j = JSON.stringify(d);
+      if (j === this.last) return;
+      this.last = j;
+      peer.device(d);
+    },
+    start() {
+      this.last = JSON.stringify(window.flowerDevice || {});
+      const check = () => this.check();
+      if (navigator.connection) navigator.connection.addEventListener('change', check);
+      if (this.battery) {
+        this.battery.addEventListener('chargingchange', check);
+        this.battery.addEventListener('levelchange', check);
+      }
+    },
+  };
+
   function loadScript(src) {
     return new Promise((resolve, reject) => {
       const s = document.createElement('script');
@@ -183,6 +300,7 @@
 
   async function runPeer() {
     if (typeof window.Go !== 'function') await loadScript(base + 'wasm_exec.js');
+    await watchDevice.init();
     const go = new window.Go();
     go.argv = ['flower', 'page', cfg.bootstrap, cfg.siteKey, cfg.log];
     const ready = new Promise((resolve) => { window.flowerReady = resolve; });
@@ -194,6 +312,7 @@
     const err = await ready;
     if (err) throw new Error(err);
     peer = window.flowerPeer;
+    watchDevice.start();
     flower.state = 'running';
     settle(flower.state);
     announce('peer-up');
@@ -205,7 +324,10 @@
     let last = '';
     setInterval(async () => {
       try {
+        // Also polled: DevTools' Save-Data override fires no change event.
+        watchDevice.check();
         const s = await flower.stats();
+        if (bc) bc.postMessage({ op: 'stats', stats: s });
         const j = JSON.stringify(s);
         if (j !== last) {
           last = j;

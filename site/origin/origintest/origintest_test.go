@@ -42,6 +42,9 @@ func TestBuildSite(t *testing.T) {
 	if !strings.Contains(string(page), `data-bootstrap="`+boot+`" data-site-key="`+key.String()+`"`) {
 		t.Error("gallery.html: the script tag's attributes are not filled in")
 	}
+	if _, dash := get("/flower/dashboard.html"); !strings.Contains(string(dash), `data-bootstrap="`+boot+`" data-site-key="`+key.String()+`"`) {
+		t.Error("flower/dashboard.html: the script tag's attributes are not filled in")
+	}
 	_, data := get(security.ManifestPath)
 	m, err := security.ParseManifest(data, srv.URL())
 	if err != nil {

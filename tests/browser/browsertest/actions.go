@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
@@ -176,6 +177,19 @@ func (v *Visitor) SetOffline(offline bool) {
 		v.t.Fatal(err)
 	}
 	v.logf("offline %v", offline)
+}
+
+// SetSaveData overrides the page's navigator.connection.saveData (the
+// browser's Save-Data setting) with Emulation.setDataSaverOverride; false
+// sets it off, as a visitor without Save-Data has it. Chromium fires no
+// "change" event on navigator.connection for it: a page sees it when it
+// reads the attribute again.
+func (v *Visitor) SetSaveData(on bool) {
+	v.t.Helper()
+	if _, err := call(v, emulation.SetDataSaverOverride, emulation.SetDataSaverOverrideParams{DataSaverEnabled: &on}); err != nil {
+		v.t.Fatal(err)
+	}
+	v.logf("save-data %v", on)
 }
 
 // Screenshot saves a PNG of the visible page to path; a relative path is
