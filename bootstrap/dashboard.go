@@ -244,4 +244,3 @@ func (s *Server) abuseCounters() (dashAbuse, dashReports) {
 	}
 	return a, rep
 }
-
