@@ -203,6 +203,8 @@ func (b *bootSession) handle(f frame.Frame) error {
 			p.net.SignalFailed(f.Peer, fmt.Errorf("bootstrap: %s: %s", f.Code, f.Text))
 		case frame.TEntryReq:
 			b.failReq(f.ReqID)
+		case frame.TReport:
+			p.log.Warn("bootstrap refused a counter report", "code", f.Code.String(), "text", f.Text)
 		default:
 			p.log.Warn("bootstrap error", "code", f.Code.String(), "ref", f.Ref.String(), "text", f.Text)
 			switch f.Code {
@@ -329,6 +331,27 @@ func (b *bootSession) Signal(to ids.PeerID, payload []byte) error {
 		return errors.New("bootstrap: send queue full")
 	}
 	return nil
+}
+
+// queue queues an encoded frame on the current connection; false when
+// there is none or its queue is full.
+func (b *bootSession) queue(msg []byte) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.c != nil && b.enqueue(msg)
+}
+
+// sendNow writes an encoded frame on the current connection at once
+// (beside the writer goroutine: the connection's writes are safe for
+// concurrent use), within ctx.
+func (b *bootSession) sendNow(ctx context.Context, msg []byte) error {
+	b.mu.Lock()
+	c := b.c
+	b.mu.Unlock()
+	if c == nil {
+		return errors.New("bootstrap: not connected")
+	}
+	return c.SendRaw(ctx, msg)
 }
 
 func (b *bootSession) close() {
