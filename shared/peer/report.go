@@ -112,7 +112,7 @@ func (p *Peer) reportFrame() (*frame.Frame, map[string]opmetrics.SiteCounters) {
 		base := r.base[o]
 		d := cur.Sub(base)
 		if d.IsZero() {
-				next[o] = advanced(base, cur, d)
+			next[o] = advanced(base, cur, d)
 			continue
 		}
 		if frame.ClampReport(&d) {
