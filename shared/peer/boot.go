@@ -204,6 +204,12 @@ func (b *bootSession) handle(f frame.Frame) error {
 		case frame.TEntryReq:
 			b.failReq(f.ReqID)
 		case frame.TReport:
+			if f.Code == frame.CodeUnknownType {
+				// A service that predates reports: stop sending them.
+				p.rep.off.Store(true)
+				p.log.Info("the bootstrap service takes no counter reports", "text", f.Text)
+				break
+			}
 			p.log.Warn("bootstrap refused a counter report", "code", f.Code.String(), "text", f.Text)
 		default:
 			p.log.Warn("bootstrap error", "code", f.Code.String(), "ref", f.Ref.String(), "text", f.Text)

@@ -74,6 +74,7 @@ func (p *Peer) SiteCounters(origin string) (opmetrics.SiteCounters, error) {
 type reporter struct {
 	mu   sync.Mutex // one report at a time
 	base map[string]opmetrics.SiteCounters
+	off  atomic.Bool // the service does not know Report frames
 }
 
 // counters reads the counters source for a site.
@@ -130,7 +131,7 @@ func (p *Peer) reportFrame() (*frame.Frame, map[string]opmetrics.SiteCounters) {
 // report sends the counts since the previous report: queued on the
 // bootstrap connection, or (final) written at once, within ctx.
 func (p *Peer) report(ctx context.Context, final bool) error {
-	if p.cfg.NoReport || p.boot == nil {
+	if p.cfg.NoReport || p.boot == nil || p.rep.off.Load() {
 		return nil
 	}
 	r := &p.rep
