@@ -3,17 +3,21 @@ package peer_test
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowercdn/flower/bootstrap"
 	"github.com/flowercdn/flower/shared/core"
+	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/peer/peertest"
@@ -125,5 +129,71 @@ func TestPeersReportCounters(t *testing.T) {
 	want := float64(size) / float64(size+size)
 	if r := metric(t, boot, "flower_site_offload_ratio", site); r != want {
 		t.Fatalf("offload ratio %v, want %v", r, want)
+	}
+}
+
+// A content peer restarted from its stored state (a browser's next page)
+// rejoins its petal as content without any role change, and is still
+// registered, so the service counts its reports; with Counters, ReportBase
+// and Reported it reports what the counters source counted across the
+// restart, once.
+func TestRestartedContentPeerReports(t *testing.T) {
+	const size = 40 << 10
+	o := peertest.NewOrigin(t, map[string]int{"/static/a.bin": size, "/static/b.bin": size})
+	boot := startReportingBootstrap(t, o.URL)
+	hub := newHub()
+	p1 := startPeer(t, boot, o, hub.factory(), 0, nil, nil)
+	get(t, p1, o.URL+"/static/a.bin")
+	get(t, p1, o.URL+"/static/b.bin")
+	waitFounder(t, boot, o, p1)
+
+	// An outside counters source (the browser's service worker), and what
+	// was reported of it, both surviving the restart.
+	var mu sync.Mutex
+	var source, reported opmetrics.SiteCounters
+	tune := func(c *peer.Config) {
+		c.ReportPeriod = 20 * time.Millisecond
+		c.Counters = func(string) opmetrics.SiteCounters { mu.Lock(); defer mu.Unlock(); return source }
+		c.ReportBase = func(string) opmetrics.SiteCounters { mu.Lock(); defer mu.Unlock(); return reported }
+		c.Reported = func(_ string, v opmetrics.SiteCounters) { mu.Lock(); defer mu.Unlock(); reported = v }
+	}
+	count := func(n uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		source.Requests[opmetrics.SourcePeer] += 1
+		source.Bytes[opmetrics.SourcePeer] += n
+	}
+	store := peer.NewMemStore()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	p2 := startPeerWith(t, boot, o, hub.factory(), 0, store, key, tune)
+	get(t, p2, o.URL+"/static/a.bin")
+	count(size)
+	peertest.Eventually(t, "p2 in the petal with contacts", 10*time.Second, func() bool {
+		var n int
+		p2.Node(func(nd *core.Node) { n = nd.ViewLen(ids.SiteOf(o.URL)) })
+		return p2.Role(o.URL) == core.RoleContent && n > 0
+	})
+	site := fmt.Sprintf("site=%q", o.URL)
+	peertest.Eventually(t, "p2's first count reported", 10*time.Second, func() bool {
+		return metric(t, boot, "flower_site_bytes_total", site+`,source="peer"`) == size
+	})
+	// Counted after the last report and before the restart: the next run
+	// reports it.
+	count(size)
+	if err := p2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p2 = startPeerWith(t, boot, o, hub.factory(), 0, store, key, func(c *peer.Config) { tune(c); c.ReportPeriod = 10 * time.Millisecond })
+	if got := p2.Role(o.URL); got != core.RoleContent {
+		t.Fatalf("restored role %v", got)
+	}
+	get(t, p2, o.URL+"/static/b.bin")
+	count(size)
+	peertest.Eventually(t, "every count reported once", 10*time.Second, func() bool {
+		return metric(t, boot, "flower_site_bytes_total", site+`,source="peer"`) == 3*size &&
+			metric(t, boot, "flower_site_requests_total", site+`,source="peer"`) == 3
+	})
+	if v := metric(t, boot, "flower_bootstrap_reports_total", `result="unregistered"`); v != 0 {
+		t.Fatalf("%v reports refused as unregistered", v)
 	}
 }
