@@ -339,6 +339,18 @@ func (b *bootSession) Signal(to ids.PeerID, payload []byte) error {
 	return nil
 }
 
+// registered reports whether the current registration set names site.
+func (b *bootSession) registered(site ids.SiteID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.regs {
+		if r.Site == site {
+			return true
+		}
+	}
+	return false
+}
+
 // queue queues an encoded frame on the current connection; false when
 // there is none or its queue is full.
 func (b *bootSession) queue(msg []byte) bool {

@@ -109,6 +109,11 @@ func (p *Peer) reportFrame() (*frame.Frame, map[string]opmetrics.SiteCounters) {
 		if len(f.Report) == frame.MaxReportSites {
 			break // the rest waits for the next report
 		}
+		if !p.boot.registered(ids.SiteOf(o)) {
+			// The service counts reports for registered sites only: the
+			// counts wait until the peer has declared its role.
+			continue
+		}
 		cur := p.counters(o)
 		base := r.base[o]
 		d := cur.Sub(base)
