@@ -183,6 +183,12 @@ func TestRestartedContentPeerReports(t *testing.T) {
 	if err := p2.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The service has read the old connection to its end (its last report
+	// came before the close) before the same id connects again, which
+	// would replace the old connection and drop what it had not read.
+	peertest.Eventually(t, "the old connection gone", 10*time.Second, func() bool {
+		return metric(t, boot, "flower_bootstrap_peers", "") == 1
+	})
 	p2 = startPeerWith(t, boot, o, hub.factory(), 0, store, key, func(c *peer.Config) { tune(c); c.ReportPeriod = 10 * time.Millisecond })
 	if got := p2.Role(o.URL); got != core.RoleContent {
 		t.Fatalf("restored role %v", got)
