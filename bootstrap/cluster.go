@@ -166,7 +166,8 @@ func (c *cluster) handleStats(b []byte) {
 	if m.Instance == c.inst {
 		return
 	}
-	if !c.s.stats.merge(m, time.Now()) {
+	now := time.Now()
+	if !c.s.stats.merge(m, now, now.Add(-10*c.s.cfg.DirSnapshot)) {
 		c.s.log.Warn("site stats of too many instances: ignoring one", "instance", m.Instance, "max", maxInstances)
 	}
 }

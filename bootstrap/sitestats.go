@@ -254,14 +254,26 @@ func decodeStatsMsg(b []byte, maxSites int) (statsMsg, error) {
 }
 
 // merge applies another instance's message. Sites beyond the cap are
-// ignored; false when the message was dropped (too many instances).
-func (st *siteStats) merge(m statsMsg, now time.Time) bool {
+// ignored. With maxInstances tracked already, the one heard from least
+// recently, if not since stale (it died without a bye), is retired to make
+// room; false when the message was dropped (every tracked instance is
+// alive).
+func (st *siteStats) merge(m statsMsg, now, stale time.Time) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := st.remote[m.Instance]
 	if r == nil {
 		if len(st.remote) >= maxInstances {
-			return false
+			oldest := ""
+			for id, o := range st.remote {
+				if oldest == "" || o.at.Before(st.remote[oldest].at) {
+					oldest = id
+				}
+			}
+			if !st.remote[oldest].at.Before(stale) {
+				return false
+			}
+			st.retire(oldest)
 		}
 		r = &remoteStats{}
 		st.remote[m.Instance] = r
@@ -285,17 +297,23 @@ func (st *siteStats) merge(m statsMsg, now time.Time) bool {
 		}
 	}
 	if m.Bye {
-		for s, c := range r.sites {
-			t := st.retired[s]
-			if t == nil {
-				t = new(opmetrics.SiteCounters)
-				st.retired[s] = t
-			}
-			t.Add(c)
-		}
-		delete(st.remote, m.Instance)
+		st.retire(m.Instance)
 	}
 	return true
+}
+
+// retire keeps an instance's last totals counted (counters never go down)
+// and stops tracking it. Called under st.mu.
+func (st *siteStats) retire(inst string) {
+	for s, c := range st.remote[inst].sites {
+		t := st.retired[s]
+		if t == nil {
+			t = new(opmetrics.SiteCounters)
+			st.retired[s] = t
+		}
+		t.Add(c)
+	}
+	delete(st.remote, inst)
 }
 
 // SeriesLen is the number of samples the operator page's series keeps

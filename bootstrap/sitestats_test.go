@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestSiteStatsMergeAndCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // a message repeated (cumulative totals) counts once
-		if !b.merge(m, time.Now()) {
+		if !b.merge(m, time.Now(), time.Time{}) {
 			t.Fatal("merge refused")
 		}
 	}
@@ -47,7 +48,7 @@ func TestSiteStatsMergeAndCap(t *testing.T) {
 	}
 	bye, _ := a.encodeStatsMsg("inst-a", true, nil)
 	m, _ = decodeStatsMsg(bye, 2)
-	b.merge(m, time.Now())
+	b.merge(m, time.Now(), time.Time{})
 	if got := b.totals()[site].Bytes[opmetrics.SourcePeer]; got != 10 || len(b.remote) != 0 {
 		t.Fatalf("after bye: peer bytes %d, %d remote instances", got, len(b.remote))
 	}
@@ -85,11 +86,40 @@ func FuzzDecodeStatsMsg(f *testing.F) {
 			return
 		}
 		st := newSiteStats(4)
-		st.merge(m, time.Now())
+		st.merge(m, time.Now(), time.Time{})
 		if len(st.names) > 4 {
 			t.Fatalf("%d sites known, cap 4", len(st.names))
 		}
 		st.sample(time.Now())
 		_ = st.seriesRates()
 	})
+}
+
+// Instances that died without a bye make room for new ones once stale;
+// their totals stay counted.
+func TestSiteStatsInstanceCap(t *testing.T) {
+	st := newSiteStats(10)
+	t0 := time.Unix(1000, 0)
+	msg := func(inst string) statsMsg {
+		c := make([]uint64, nCounters)
+		c[0] = 1 // one cache request
+		return statsMsg{V: statsMsgVersion, Instance: inst, Sites: []statsSite{{Site: 5, C: c}}}
+	}
+	for i := range maxInstances {
+		if !st.merge(msg(fmt.Sprint("i", i)), t0.Add(time.Duration(i)*time.Second), time.Time{}) {
+			t.Fatalf("instance %d refused", i)
+		}
+	}
+	if st.merge(msg("new"), t0.Add(time.Hour), t0) {
+		t.Fatal("a new instance displaced a live one")
+	}
+	if !st.merge(msg("new"), t0.Add(time.Hour), t0.Add(time.Second/2)) {
+		t.Fatal("a new instance refused while a stale one is tracked")
+	}
+	if _, ok := st.remote["i0"]; ok || len(st.remote) != maxInstances {
+		t.Fatalf("the stalest instance is still tracked (%d tracked)", len(st.remote))
+	}
+	if got := st.totals()[5].Requests[0]; got != maxInstances+1 {
+		t.Fatalf("cache requests %d, want %d", got, maxInstances+1)
+	}
 }
