@@ -224,7 +224,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("without the flag: %d", r.StatusCode)
 	}
 	const tok = "0123456789abcdef-operator"
-	in := start(t, []string{"FLOWER_OPERATOR_TOKEN=" + tok}, "--allow-origins", repSite)
+	in := start(t, []string{"FLOWER_OPERATOR_TOKEN=" + tok}, "--allow-origins", repSite, "--sample-interval", "50ms")
 	bearer := map[string]string{"Authorization": "Bearer " + tok}
 	for _, p := range []string{"/dashboard", "/dashboard/data", "/dashboard/uPlot.min.js"} {
 		if r := httpDo(t, in, p, nil); r.StatusCode != http.StatusUnauthorized {
@@ -281,4 +281,29 @@ func TestDashboard(t *testing.T) {
 	if len(d.Peers) != 1 || d.Peers[0].Role != "content" || d.Peers[0].N != 1 {
 		t.Fatalf("dashboard peers %+v", d.Peers)
 	}
+	// The time series: the reported 600 peer bytes show as a rate between
+	// two samples, over all sites and for the site.
+	eventually(t, 10*time.Second, "the report in the time series", func() bool {
+		var s struct {
+			Series struct {
+				T     []int64   `json:"t"`
+				Peer  []float64 `json:"peer"`
+				Sites map[string]struct {
+					Peer []float64 `json:"peer"`
+				} `json:"sites"`
+			} `json:"series"`
+		}
+		r := httpDo(t, in, "/dashboard/data", bearer)
+		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		sum := func(v []float64) (n float64) {
+			for _, x := range v {
+				n += x
+			}
+			return n
+		}
+		site := s.Series.Sites[repSite].Peer
+		return len(s.Series.T) == len(s.Series.Peer) && len(site) == len(s.Series.T) && sum(s.Series.Peer) > 0 && sum(site) > 0
+	})
 }

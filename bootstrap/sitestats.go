@@ -329,9 +329,10 @@ type series struct {
 	site    map[ids.SiteID]*siteSeries
 }
 
+// siteSeries is one site's samples; before the site's first report its
+// samples are zero, which they were.
 type siteSeries struct {
-	since int64 // unix milliseconds of the first sample that has the site
-	v     [SeriesLen][2]uint64
+	v [SeriesLen][2]uint64
 }
 
 func newSeries() series { return series{site: make(map[ids.SiteID]*siteSeries)} }
@@ -352,7 +353,7 @@ func (st *siteStats) sample(now time.Time) {
 		s.all[i][1] += v[1]
 		ss := s.site[site]
 		if ss == nil {
-			ss = &siteSeries{since: at}
+			ss = &siteSeries{}
 			s.site[site] = ss
 		}
 		ss.v[i] = v
@@ -362,7 +363,7 @@ func (st *siteStats) sample(now time.Time) {
 }
 
 // seriesJSON is the series as rates: bytes per second between
-// consecutive samples, oldest first (nil where a site had no sample yet).
+// consecutive samples, oldest first.
 type seriesJSON struct {
 	T      []int64                 `json:"t"` // unix seconds of the later sample
 	Peer   []float64               `json:"peer"`
@@ -371,8 +372,8 @@ type seriesJSON struct {
 }
 
 type seriesRatesJ struct {
-	Peer   []*float64 `json:"peer"`
-	Origin []*float64 `json:"origin"`
+	Peer   []float64 `json:"peer"`
+	Origin []float64 `json:"origin"`
 }
 
 func (st *siteStats) seriesRates() seriesJSON {
@@ -395,16 +396,12 @@ func (st *siteStats) seriesRates() seriesJSON {
 		out.Origin = append(out.Origin, rate(s.all[i][1], s.all[j][1], dt))
 	}
 	for site, ss := range s.site {
-		var r seriesRatesJ
+		r := seriesRatesJ{Peer: []float64{}, Origin: []float64{}}
 		for k := 1; k < s.n; k++ {
 			i, j := idx(k-1), idx(k)
-			if s.t[i] < ss.since {
-				r.Peer, r.Origin = append(r.Peer, nil), append(r.Origin, nil)
-				continue
-			}
 			dt := float64(s.t[j]-s.t[i]) / 1000
-			p, o := rate(ss.v[i][0], ss.v[j][0], dt), rate(ss.v[i][1], ss.v[j][1], dt)
-			r.Peer, r.Origin = append(r.Peer, &p), append(r.Origin, &o)
+			r.Peer = append(r.Peer, rate(ss.v[i][0], ss.v[j][0], dt))
+			r.Origin = append(r.Origin, rate(ss.v[i][1], ss.v[j][1], dt))
 		}
 		out.Sites[st.name(site)] = r
 	}
