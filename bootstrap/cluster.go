@@ -86,7 +86,7 @@ func newCluster(s *Server) (*cluster, error) {
 		return nil, fmt.Errorf("connect to nats %s: %w", s.cfg.NATSURL, err)
 	}
 	c.nc = nc
-	for _, subj := range []string{c.pfx + ".inst." + c.inst + ".>", c.pfx + ".dir"} {
+	for _, subj := range []string{c.pfx + ".inst." + c.inst + ".>", c.pfx + ".dir", c.pfx + ".sitestats"} {
 		if _, err := nc.ChanSubscribe(subj, c.in); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("nats subscribe %s: %w", subj, err)
@@ -120,6 +120,7 @@ func (c *cluster) run(ctx context.Context) {
 		}()
 	}
 	c.snapshot()
+	c.publishStats(false)
 	t := time.NewTicker(c.s.cfg.DirSnapshot)
 	defer t.Stop()
 	for {
@@ -129,13 +130,51 @@ func (c *cluster) run(ctx context.Context) {
 			return
 		case <-t.C:
 			c.snapshot()
+			c.publishStats(false)
 			c.s.reg.Expire(time.Now().UnixMilli())
 		}
 	}
 }
 
+// publishStats publishes this instance's per-site totals and peers gauges
+// (every DirSnapshot; bye when it stops), so that every instance's
+// /metrics shows the cluster's sums.
+func (c *cluster) publishStats(bye bool) {
+	var peers map[peerKey]int
+	if !bye {
+		peers = c.s.localPeers()
+	}
+	b, err := c.s.stats.encodeStatsMsg(c.inst, bye, peers)
+	if err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Error("encode site stats", "err", err)
+		return
+	}
+	if err := c.nc.Publish(c.pfx+".sitestats", b); err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Warn("nats publish site stats", "err", err)
+	}
+}
+
+func (c *cluster) handleStats(b []byte) {
+	m, err := decodeStatsMsg(b, c.s.cfg.ReportSites)
+	if err != nil {
+		c.s.m.natsErrors.Inc()
+		c.s.log.Debug("bad site stats message", "err", err)
+		return
+	}
+	if m.Instance == c.inst {
+		return
+	}
+	now := time.Now()
+	if !c.s.stats.merge(m, now, now.Add(-10*c.s.cfg.DirSnapshot)) {
+		c.s.log.Warn("site stats of too many instances: ignoring one", "instance", m.Instance, "max", maxInstances)
+	}
+}
+
 func (c *cluster) close() {
 	c.publishDir(dirmsg.OpBye, nil)
+	c.publishStats(true)
 	if err := c.nc.FlushTimeout(2 * time.Second); err != nil {
 		c.s.log.Warn("nats flush at close", "err", err)
 	}
@@ -237,6 +276,8 @@ func (c *cluster) handle(m *nats.Msg) {
 		}
 	case subj == c.pfx+".dir":
 		c.handleDir(m.Data)
+	case subj == c.pfx+".sitestats":
+		c.handleStats(m.Data)
 	}
 }
 

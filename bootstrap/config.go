@@ -92,6 +92,22 @@ type Config struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ (for operators
 	// measuring memory; keep it off on public listeners).
 	Pprof bool
+	// ReportInterval is the least time between two counter reports of one
+	// connection (docs/operator-metrics.md): a report sooner than that (a
+	// burst of two is allowed, so that a peer's last report as it leaves
+	// fits) is refused and counts nothing.
+	ReportInterval time.Duration
+	// ReportSites caps the distinct sites whose counters the service keeps
+	// (reported here or by other instances); a report for a site beyond it
+	// is refused.
+	ReportSites int
+	// SampleInterval is how often the operator page's time series takes a
+	// sample (it keeps SeriesLen of them).
+	SampleInterval time.Duration
+	// OperatorToken, when set, serves the operator page /dashboard to
+	// whoever presents it (Authorization: Bearer, or ?token= once, which
+	// sets a cookie). Empty: no operator page.
+	OperatorToken string
 	// Logger receives the service's logs.
 	Logger *slog.Logger
 }
@@ -126,6 +142,9 @@ func DefaultConfig() Config {
 		Subject:          "flower",
 		DirSnapshot:      5 * time.Second,
 		Poller:           true,
+		ReportInterval:   10 * time.Second,
+		ReportSites:      1000,
+		SampleInterval:   10 * time.Second,
 	}
 }
 
@@ -165,6 +184,9 @@ func (c *Config) fill() {
 		c.Subject = d.Subject
 	}
 	setD(&c.DirSnapshot, d.DirSnapshot)
+	setD(&c.ReportInterval, d.ReportInterval)
+	setI(&c.ReportSites, d.ReportSites)
+	setD(&c.SampleInterval, d.SampleInterval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -24,6 +24,7 @@ type metrics struct {
 	entryHTTP    prometheus.Counter
 	entryWS      prometheus.Counter
 	natsErrors   prometheus.Counter
+	reports      *prometheus.CounterVec
 }
 
 const ns = "flower_bootstrap"
@@ -45,7 +46,7 @@ func newMetrics(s *Server) *metrics {
 	framesIn := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "frames_in_total",
 		Help: "Frames received from authenticated peers, by type."}, []string{"type"})
 	m.reg.MustRegister(framesIn)
-	for _, t := range []frame.Type{frame.THello, frame.TRegister, frame.TSignal, frame.TEntryReq, frame.TPing} {
+	for _, t := range []frame.Type{frame.THello, frame.TRegister, frame.TSignal, frame.TEntryReq, frame.TPing, frame.TReport} {
 		m.framesIn[t] = framesIn.WithLabelValues(t.String())
 	}
 	other := framesIn.WithLabelValues("other")
@@ -71,6 +72,9 @@ func newMetrics(s *Server) *metrics {
 	m.entryHTTP = f("entry_requests_http_total", "Entry-point requests over HTTP.")
 	m.entryWS = f("entry_requests_ws_total", "Entry-point requests over the WebSocket.")
 	m.natsErrors = f("nats_errors_total", "NATS publish/subscribe failures.")
+	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reports_total",
+		Help: "Counter reports from peers by result: accepted, or refused (malformed, rate_limited, unregistered, bad_origin, site_cap) and counted nothing."}, []string{"result"})
+	m.reg.MustRegister(m.reports, newSiteCollector(s))
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "peers", Help: "Connected, authenticated peers."},
 			func() float64 { return float64(s.npeers.Load()) }),

@@ -59,6 +59,7 @@ type peer struct {
 
 	// Owned by the reader goroutine.
 	lastRateErr int64
+	reportTAT   int64 // the report rate limit's theoretical arrival time (unix ns)
 }
 
 // peekBuf receives the byte MSG_PEEK copies; its content is never used.
@@ -178,6 +179,11 @@ func (p *peer) handle(b []byte) {
 		return
 	}
 	f, err := frame.Decode(b)
+	if err != nil && len(b) > 1 && frame.Type(b[1]) == frame.TReport && b[0] == frame.Version {
+		s.m.framesBad.Inc()
+		p.badReport(err)
+		return
+	}
 	if err != nil {
 		s.m.framesBad.Inc()
 		code := frame.CodeMalformed
@@ -210,6 +216,8 @@ func (p *peer) handle(b []byte) {
 		p.enqueue((&frame.Frame{Type: frame.TEntries, ReqID: f.ReqID, Local: a.Local, Remote: a.Remote, Random: a.Random}).Append(nil))
 	case frame.TPing:
 		p.enqueue((&frame.Frame{Type: frame.TPong, ReqID: f.ReqID}).Append(nil))
+	case frame.TReport:
+		p.report(f.Report)
 	case frame.THello:
 		s.m.framesBad.Inc()
 		p.sendError(frame.CodeOutOfOrder, f.Type, ids.PeerID{}, 0, "already authenticated")

@@ -47,6 +47,7 @@ type Server struct {
 	ipl    *ipLimiter
 	m      *metrics
 	cl     *cluster // nil without NATS
+	stats  *siteStats
 
 	readBufs sync.Pool
 
@@ -96,6 +97,10 @@ func New(cfg Config) (*Server, error) {
 		s.allowOrigins[c] = true
 		s.allowSites[ids.SiteOf(c)] = true
 	}
+	s.stats = newSiteStats(cfg.ReportSites)
+	for o := range s.allowOrigins {
+		s.stats.know(ids.SiteOf(o), o)
+	}
 	s.peers.init()
 	s.readBufs.New = func() any { b := make([]byte, cfg.MaxFrame+1); return &b }
 	s.m = newMetrics(s)
@@ -110,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	if cfg.OperatorToken != "" {
+		s.serveDashboard()
+	}
 	if cfg.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
 		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -184,6 +192,8 @@ func (s *Server) Run(ctx context.Context, lns []net.Listener) error {
 	var bgDone sync.WaitGroup
 	bgDone.Add(1)
 	go func() { defer bgDone.Done(); s.sweepLoop(bg) }()
+	bgDone.Add(1)
+	go func() { defer bgDone.Done(); s.sampleLoop(bg) }()
 	if s.cl != nil {
 		bgDone.Add(1)
 		go func() { defer bgDone.Done(); s.cl.run(bg) }()
@@ -264,6 +274,21 @@ func (s *Server) sweepLoop(ctx context.Context) {
 				s.ipl.sweep(now.Add(-time.Minute))
 				lastIPSweep = now
 			}
+		}
+	}
+}
+
+// sampleLoop samples the operator page's time series.
+func (s *Server) sampleLoop(ctx context.Context) {
+	s.stats.sample(time.Now())
+	t := time.NewTicker(s.cfg.SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.stats.sample(now)
 		}
 	}
 }

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	}{
 		{"ping-interval", c.PingInterval}, {"idle-timeout", c.IdleTimeout}, {"write-timeout", c.WriteTimeout},
 		{"handshake-timeout", c.HandshakeTimeout}, {"shutdown-timeout", c.ShutdownTimeout}, {"dir-snapshot", c.DirSnapshot},
+		{"report-interval", c.ReportInterval}, {"sample-interval", c.SampleInterval},
 	}
 	for _, d := range durations {
 		if d.d <= 0 {
@@ -79,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PingInterval > 0 && c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval {
 		bad("idle-timeout", "%s: want more than --ping-interval (%s), or peers that ping on time are dropped", c.IdleTimeout, c.PingInterval)
+	}
+	if c.ReportSites < 1 || c.ReportSites > 100_000 {
+		bad("report-sites", "%d: want 1..100000", c.ReportSites)
+	}
+	if c.OperatorToken != "" && len(c.OperatorToken) < 16 {
+		bad("operator-token", "of %d characters: want at least 16", len(c.OperatorToken))
 	}
 	if c.ReadBuffer < 16 {
 		bad("read-buffer", "%d: want >= 16 bytes", c.ReadBuffer)

@@ -16,6 +16,7 @@ import (
 	"github.com/flowercdn/flower/shared/idb"
 	"github.com/flowercdn/flower/shared/ids"
 	"github.com/flowercdn/flower/shared/jsutil"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/rtc"
 	"github.com/hack-pad/safejs"
@@ -25,8 +26,10 @@ import (
 // same peer across page loads, so it rejoins its petal from its stored view.
 const identityDoc = "identity"
 
-// runPage starts the page-side peer: args are the bootstrap service's URL
-// and the site key the script tag names (may be empty).
+// runPage starts the page-side peer: args are the bootstrap service's URL,
+// the site key the script tag names (may be empty), then options as
+// name=value (metrics=off: no operator metrics reports; report-ms=N: the
+// report period).
 func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	if len(args) < 1 || args[0] == "" {
 		return errors.New("page: no bootstrap service (the script tag's data-bootstrap)")
@@ -35,6 +38,7 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 	if len(args) > 1 {
 		wantKey = args[1]
 	}
+	noReport, reportEvery := reportOptions(args[min(2, len(args)):])
 	loc, err := safejs.Global().Get("location")
 	if err != nil {
 		return err
@@ -76,6 +80,7 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 			return fmt.Errorf("page: the script tag names site key %s, the well-known document %s", wantKey, got)
 		}
 	}
+	pp := &pagePeer{} // filled once the peer runs; Counters reads it
 	p, err := peer.Start(start, peer.Config{
 		Bootstrap: boot, Sites: []string{origin}, Store: st, Key: key,
 		Net: peer.RTC(rtc.Config{Logger: log}), Locality: -1, Logger: log, Core: browserCore(),
@@ -84,11 +89,17 @@ func runPage(ctx context.Context, log *slog.Logger, args []string) error {
 		CallerStores: true,
 		// The visitor's controls (visitor.go).
 		Restrictions: ctl.restrictions(), UploadLimit: ctl.set.UploadLimit, Left: left,
+		// Operator metrics: the service worker's counters, which see every
+		// request of the site (docs/operator-metrics.md).
+		NoReport: noReport, ReportPeriod: reportEvery,
+		Counters:   func(string) opmetrics.SiteCounters { return pageCounters(st, pp) },
+		ReportBase: func(string) opmetrics.SiteCounters { return reportedBase(st, log) },
+		Reported:   func(_ string, c opmetrics.SiteCounters) { saveReported(st, c, log) },
 	})
 	if err != nil {
 		return fmt.Errorf("page: %w", err)
 	}
-	pp := &pagePeer{p: p, st: st, ctl: ctl, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
+	*pp = pagePeer{p: p, st: st, ctl: ctl, origin: origin, site: ids.SiteOf(origin), log: log, started: time.Now()}
 	if err := pp.install(); err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/security"
 )
@@ -349,8 +350,12 @@ type Counters struct {
 	PeerTTFB, OriginTTFB                            TTFB
 }
 
-// TTFB sums times to the first byte.
-type TTFB struct{ N, SumMicros atomic.Int64 }
+// TTFB sums times to the first byte, and counts them in the operator
+// metrics' histogram buckets (opmetrics.TTFBBounds).
+type TTFB struct {
+	N, SumMicros atomic.Int64
+	Buckets      [opmetrics.NBuckets]atomic.Int64
+}
 
 func (c *Counters) add(n, bytes *atomic.Int64, size int64) {
 	n.Add(1)
@@ -360,6 +365,7 @@ func (c *Counters) inc(n *atomic.Int64) { n.Add(1) }
 func (c *Counters) ttfb(t *TTFB, d time.Duration) {
 	t.N.Add(1)
 	t.SumMicros.Add(d.Microseconds())
+	t.Buckets[opmetrics.Bucket(d)].Add(1)
 }
 
 // Snapshot is a plain copy of the counters.
@@ -369,6 +375,21 @@ type Snapshot struct {
 	VerifyFailures, NotShared, Evicted              int64
 	PeerTTFBN, PeerTTFBMicros                       int64
 	OriginTTFBN, OriginTTFBMicros                   int64
+	PeerTTFBBuckets, OriginTTFBBuckets              [opmetrics.NBuckets]int64
+}
+
+// SiteCounters are the counters as the operator metrics' reports carry
+// them (docs/operator-metrics.md).
+func (s Snapshot) SiteCounters() opmetrics.SiteCounters {
+	u := func(v int64) uint64 { return uint64(max(v, 0)) }
+	var c opmetrics.SiteCounters
+	c.Requests = [opmetrics.NSources]uint64{u(s.FromCache), u(s.FromPeers), u(s.FromOrigin)}
+	c.Bytes = [opmetrics.NSources]uint64{u(s.BytesFromCache), u(s.BytesFromPeers), u(s.BytesFromOrigin)}
+	c.VerifyFailures = u(s.VerifyFailures)
+	for i := range opmetrics.NBuckets {
+		c.PeerTTFB[i], c.OriginTTFB[i] = u(s.PeerTTFBBuckets[i]), u(s.OriginTTFBBuckets[i])
+	}
+	return c
 }
 
 // Stats returns the counters.
@@ -380,7 +401,15 @@ func (w *Worker) Stats() Snapshot {
 		VerifyFailures: c.VerifyFailures.Load(), NotShared: c.NotShared.Load(), Evicted: c.Evicted.Load(),
 		PeerTTFBN: c.PeerTTFB.N.Load(), PeerTTFBMicros: c.PeerTTFB.SumMicros.Load(),
 		OriginTTFBN: c.OriginTTFB.N.Load(), OriginTTFBMicros: c.OriginTTFB.SumMicros.Load(),
+		PeerTTFBBuckets: c.PeerTTFB.buckets(), OriginTTFBBuckets: c.OriginTTFB.buckets(),
 	}
+}
+
+func (t *TTFB) buckets() (out [opmetrics.NBuckets]int64) {
+	for i := range out {
+		out[i] = t.Buckets[i].Load()
+	}
+	return out
 }
 
 // Restore adds counters saved by an earlier run of the worker.
@@ -397,5 +426,9 @@ func (w *Worker) Restore(s Snapshot) {
 		{&c.OriginTTFB.N, s.OriginTTFBN}, {&c.OriginTTFB.SumMicros, s.OriginTTFBMicros},
 	} {
 		p.a.Add(p.v)
+	}
+	for i := range opmetrics.NBuckets {
+		c.PeerTTFB.Buckets[i].Add(s.PeerTTFBBuckets[i])
+		c.OriginTTFB.Buckets[i].Add(s.OriginTTFBBuckets[i])
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/peer/peertest"
 	"github.com/flowercdn/flower/worker"
@@ -339,5 +340,34 @@ func TestFirstByteParam(t *testing.T) {
 		if got != c.want || (err == nil) != c.ok {
 			t.Errorf("%s: %v, %v; want %v, ok %v", c.url, got, err, c.want, c.ok)
 		}
+	}
+}
+
+// TestSiteCounters: the worker's counters, as the operator metrics'
+// reports carry them: requests and bytes by source, one TTFB bucket count
+// per peer or origin answer, and they survive a restart (Snapshot,
+// Restore) with their buckets.
+func TestSiteCounters(t *testing.T) {
+	o, w, _, fp, sc := setup(t, 0)
+	handle(t, w, o.URL+"/static/a.bin", nil) // origin
+	or, err := sc.Fetch(context.Background(), o.URL+"/static/b.bin")
+	if err != nil || or.Entry == nil {
+		t.Fatalf("fetch entry: %v", err)
+	}
+	fp.answer = worker.Answer{Kind: worker.FromPeer, Entry: *or.Entry, Body: o.Body("/static/b.bin")}
+	handle(t, w, o.URL+"/static/b.bin", nil) // peer
+	s := w.Stats()
+	c := s.SiteCounters()
+	if c.Requests != [3]uint64{0, 1, 1} || c.Bytes[opmetrics.SourcePeer] != uint64(len(o.Body("/static/b.bin"))) ||
+		c.Bytes[opmetrics.SourceOrigin] != 100<<10 || c.PeerTTFB.Count() != 1 || c.OriginTTFB.Count() != 1 {
+		t.Fatalf("site counters %+v", c)
+	}
+	w2, err := worker.New(worker.Config{Site: sc, Store: newMemStore(), Peers: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2.Restore(s)
+	if got := w2.Stats().SiteCounters(); got != c {
+		t.Fatalf("restored %+v, want %+v", got, c)
 	}
 }

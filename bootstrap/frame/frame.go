@@ -17,6 +17,7 @@ import (
 	"fmt"
 
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/registry"
 )
 
@@ -45,6 +46,15 @@ const (
 	MaxText = 255
 	// NonceLen is the length of the server challenge.
 	NonceLen = 32
+	// MaxReportSites is the most sites one Report frame carries.
+	MaxReportSites = 32
+	// MaxReportCount bounds every count of one site in one Report frame
+	// (requests, verification failures, histogram buckets): a report
+	// carries what happened since the previous one, seconds to minutes.
+	MaxReportCount = 1 << 20
+	// MaxReportBytes bounds the bytes of one source of one site in one
+	// Report frame (1 TiB).
+	MaxReportBytes = 1 << 40
 	// PubKeyLen and SigLen are the Ed25519 sizes.
 	PubKeyLen = 32
 	SigLen    = 64
@@ -71,6 +81,7 @@ const (
 	TSignal   Type = 0x12 // Peer (target), Payload
 	TEntryReq Type = 0x13 // ReqID, Site (0: random members only), Loc, N
 	TPing     Type = 0x14 // ReqID
+	TReport   Type = 0x15 // Report: per-site counter deltas (docs/operator-metrics.md)
 )
 
 func (t Type) String() string {
@@ -99,6 +110,8 @@ func (t Type) String() string {
 		return "entry_req"
 	case TPing:
 		return "ping"
+	case TReport:
+		return "report"
 	}
 	return fmt.Sprintf("type_%#02x", uint8(t))
 }
@@ -138,6 +151,15 @@ type Reg struct {
 	Key  ids.Key
 }
 
+// SiteReport is one site's part of a Report frame: what the peer counted for
+// the site since its previous report. Origin is the site's origin
+// (scheme://host[:port]) or empty; when set, ids.SiteOf(Origin) is Site.
+type SiteReport struct {
+	Site     ids.SiteID
+	Origin   string
+	Counters opmetrics.SiteCounters
+}
+
 // regLen is the encoded size of a Reg: site u64, loc u16, role u8, key u64.
 const regLen = 8 + 2 + 1 + 8
 
@@ -165,6 +187,7 @@ const (
 	CodeReplaced      Code = 14 // the same peer id connected again
 	CodeIdle          Code = 15 // nothing received for too long
 	CodeTargetBusy    Code = 16 // the target's queue has no room for this sender's signal: dropped, retry later
+	CodeBadReport     Code = 17 // a counter report refused: malformed, oversized, a site not registered; nothing of it counted
 )
 
 func (c Code) String() string {
@@ -201,6 +224,8 @@ func (c Code) String() string {
 		return "idle"
 	case CodeTargetBusy:
 		return "target_busy"
+	case CodeBadReport:
+		return "bad_report"
 	}
 	return fmt.Sprintf("code_%d", uint16(c))
 }
@@ -233,6 +258,7 @@ type Frame struct {
 	Loc    uint16          // EntryReq
 	N      uint8           // EntryReq
 	Regs   []Reg           // Register
+	Report []SiteReport    // Report
 	URLs   []string        // GoAway
 	Retry  uint32          // GoAway: milliseconds to wait before reconnecting
 	Key    [PubKeyLen]byte // Hello
@@ -419,6 +445,12 @@ func Decode(b []byte) (Frame, error) {
 		f.Site = ids.SiteID(r.u64())
 		f.Loc = r.u16()
 		f.N = r.u8()
+	case TReport:
+		rep, err := r.report()
+		if err != nil {
+			return f, fmt.Errorf("%s frame: %w", f.Type, err)
+		}
+		f.Report = rep
 	default:
 		return f, fmt.Errorf("%w: %#02x", ErrUnknownType, uint8(f.Type))
 	}
@@ -504,6 +536,8 @@ func (f *Frame) Append(dst []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(f.Site))
 		b = binary.BigEndian.AppendUint16(b, f.Loc)
 		b = append(b, f.N)
+	case TReport:
+		b = appendReport(b, f.Report)
 	}
 	return b
 }

@@ -35,6 +35,7 @@ func sampleFrames() []Frame {
 		{Type: TSignal, Peer: p, Payload: []byte{0, 1, 2}},
 		{Type: TEntryReq, ReqID: 5, Site: 42, Loc: 3, N: 8},
 		{Type: TPing, ReqID: 1},
+		sampleReport(),
 	}
 }
 

@@ -29,6 +29,8 @@ type peerFlags struct {
 	locality                      int
 	loopback                      bool
 	stun                          string
+	noReport                      bool
+	reportPeriod                  time.Duration
 }
 
 func (f *peerFlags) register(fs *flag.FlagSet, cacheRequired bool, logLevel string) {
@@ -43,12 +45,17 @@ func (f *peerFlags) register(fs *flag.FlagSet, cacheRequired bool, logLevel stri
 	fs.BoolVar(&f.loopback, "webrtc-loopback", false, "gather 127.0.0.1 ICE candidates (peers on one machine with no other interface)")
 	fs.StringVar(&f.stun, "stun", "", "comma-separated STUN/TURN `URLs` for WebRTC (default none: host candidates)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log `level`: debug, info, warn, error")
+	fs.BoolVar(&f.noReport, "no-report", false, "send the bootstrap service no counter reports (docs/operator-metrics.md)")
+	fs.DurationVar(&f.reportPeriod, "report-period", peer.DefaultReportPeriod, "how often to send the bootstrap service the peer's counters")
 }
 
 // config builds a peer configuration for the sites.
 func (f *peerFlags) config(sites []string, stderr io.Writer) (peer.Config, error) {
 	if f.bootstrap == "" {
 		return peer.Config{}, errors.New("--bootstrap is required")
+	}
+	if f.reportPeriod <= 0 {
+		return peer.Config{}, fmt.Errorf("--report-period %s: want > 0", f.reportPeriod)
 	}
 	quota, err := parseSize(f.quota)
 	if err != nil {
@@ -68,6 +75,7 @@ func (f *peerFlags) config(sites []string, stderr io.Writer) (peer.Config, error
 	}
 	cfg := peer.Config{
 		Bootstrap: f.bootstrap, Sites: sites, Core: ccfg, Locality: f.locality, Logger: log, Net: peer.RTC(rcfg),
+		NoReport: f.noReport, ReportPeriod: f.reportPeriod,
 	}
 	if f.cacheDir == "" {
 		cfg.Store = peer.NewMemStore()

@@ -17,6 +17,7 @@ func TestPeerGetBenchErrors(t *testing.T) {
 		{[]string{"peer", "--bootstrap", "http://127.0.0.1:1", "--site", "ftp://a.example", "--cache-dir", "x"}, "scheme must be http or https"},
 		{[]string{"peer", "--bootstrap", "http://127.0.0.1:1", "--site", "https://a.example", "--cache-dir", t.TempDir(), "--quota", "lots"}, "--quota"},
 		{[]string{"peer", "--bootstrap", "http://127.0.0.1:1", "--site", "https://a.example", "--cache-dir", "x", "extra"}, `unexpected argument "extra"`},
+		{[]string{"peer", "--bootstrap", "http://127.0.0.1:1", "--site", "https://a.example", "--cache-dir", t.TempDir(), "--report-period", "0s"}, "--report-period"},
 		{[]string{"get"}, "want exactly one URL"},
 		{[]string{"get", "https://a.example/x", "https://a.example/y"}, "want exactly one URL"},
 		{[]string{"get", "a.example/x", "--bootstrap", "http://127.0.0.1:1"}, "not an absolute http(s) URL"},

@@ -52,6 +52,14 @@ func New(node *core.Node, env Env, opt Options) (*Driver, error) {
 		return nil, errors.New("host: Env needs Transport, Origin, Objects, Bootstrap and Answerer")
 	}
 	d := &Driver{node: node, env: env, online: node.Online()}
+	// A restored node holds its roles without having announced them (a
+	// content peer that rejoins its petal stays content: no RoleChange);
+	// the set is declared when it comes online.
+	for _, ss := range node.Snapshot().Sites {
+		if r := node.Role(ss.Site); r == core.RoleClient || r == core.RoleContent {
+			d.regs = append(d.regs, Registration{Site: ss.Site, Loc: node.Locality(), Role: r})
+		}
+	}
 	if mt, ok := env.Transport.(MsgTransport); ok && !opt.Encode {
 		d.msgT = mt
 	}

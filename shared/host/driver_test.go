@@ -204,3 +204,24 @@ func TestDiffDirectories(t *testing.T) {
 		t.Fatalf("diff %v, want %v", got, want)
 	}
 }
+
+// A restored content peer declares its role when it comes back online,
+// although rejoining its petal changes no role (it was content and stays
+// content).
+func TestRestoredContentPeerRegisters(t *testing.T) {
+	st := core.State{Sites: []core.SiteState{{Site: site, Role: core.RoleContent, View: []wire.Contact{{ID: ids.PeerID{9}}}}}}
+	rn, err := core.Restore(core.DefaultConfig(), ids.PeerID{3, 1}, 2, rand.New(rand.NewPCG(1, 3)), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rec{}
+	rd, err := New(rn, Env{Transport: r, Origin: r, Objects: r, Bootstrap: r, Answerer: r}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.Reconnect(time.Second)
+	want := []Registration{{Site: site, Loc: 2, Role: core.RoleContent}}
+	if len(r.regs) == 0 || !slices.Equal(r.regs[len(r.regs)-1], want) {
+		t.Fatalf("registrations after restore and reconnect %+v, want last %+v", r.regs, want)
+	}
+}

@@ -203,6 +203,14 @@ func (b *bootSession) handle(f frame.Frame) error {
 			p.net.SignalFailed(f.Peer, fmt.Errorf("bootstrap: %s: %s", f.Code, f.Text))
 		case frame.TEntryReq:
 			b.failReq(f.ReqID)
+		case frame.TReport:
+			if f.Code == frame.CodeUnknownType {
+				// A service that predates reports: stop sending them.
+				p.rep.off.Store(true)
+				p.log.Info("the bootstrap service takes no counter reports", "text", f.Text)
+				break
+			}
+			p.log.Warn("bootstrap refused a counter report", "code", f.Code.String(), "text", f.Text)
 		default:
 			p.log.Warn("bootstrap error", "code", f.Code.String(), "ref", f.Ref.String(), "text", f.Text)
 			switch f.Code {
@@ -329,6 +337,39 @@ func (b *bootSession) Signal(to ids.PeerID, payload []byte) error {
 		return errors.New("bootstrap: send queue full")
 	}
 	return nil
+}
+
+// registered reports whether the current registration set names site.
+func (b *bootSession) registered(site ids.SiteID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.regs {
+		if r.Site == site {
+			return true
+		}
+	}
+	return false
+}
+
+// queue queues an encoded frame on the current connection; false when
+// there is none or its queue is full.
+func (b *bootSession) queue(msg []byte) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.c != nil && b.enqueue(msg)
+}
+
+// sendNow writes an encoded frame on the current connection at once
+// (beside the writer goroutine: the connection's writes are safe for
+// concurrent use), within ctx.
+func (b *bootSession) sendNow(ctx context.Context, msg []byte) error {
+	b.mu.Lock()
+	c := b.c
+	b.mu.Unlock()
+	if c == nil {
+		return errors.New("bootstrap: not connected")
+	}
+	return c.SendRaw(ctx, msg)
 }
 
 func (b *bootSession) close() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/security"
 )
 
@@ -146,6 +147,7 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 		res.Body, res.ContentType, res.Verified, res.Shared = body, signed.ContentType, true, true
 		res.Statement = e.Statement
 		res.Lookup = time.Since(q.start)
+		s.ctr.answered(opmetrics.SourceCache, len(body), res.Lookup)
 		return res, false, nil
 	case a.Failed:
 		if q.err != nil {
@@ -163,6 +165,11 @@ func (p *Peer) run(ctx context.Context, q *pending) (*Result, bool, error) {
 	res.Body, res.ContentType, res.Verified, res.Shared = q.body, q.ctype, q.verified, q.shared || a.Source == core.SourcePeer
 	res.Statement, res.Keep = q.statement, q.keep
 	res.Lookup, res.Transfer = q.firstByte.Sub(q.start), q.lastByte.Sub(q.firstByte)
+	src := opmetrics.SourceOrigin
+	if a.Source == core.SourcePeer {
+		src = opmetrics.SourcePeer
+	}
+	s.ctr.answered(src, len(q.body), res.Lookup)
 	return res, false, nil
 }
 
@@ -204,6 +211,7 @@ func (p *Peer) getDirect(ctx context.Context, s *site, rawURL string) (*Result, 
 	}
 	p.stats.fromOrigin.Add(1)
 	p.stats.bytesOrigin.Add(int64(len(r.body)))
+	s.ctr.answered(opmetrics.SourceOrigin, len(r.body), r.firstByte.Sub(start))
 	return &Result{
 		URL: rawURL, Source: core.SourceOrigin, Locality: p.loc, Body: r.body, ContentType: r.ctype,
 		Verified: r.signed != nil, Lookup: r.firstByte.Sub(start), Transfer: r.lastByte.Sub(r.firstByte),

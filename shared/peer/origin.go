@@ -38,6 +38,8 @@ type site struct {
 	mu         sync.Mutex
 	manifest   *security.Manifest
 	manifestAt time.Time
+
+	ctr siteCounters // for the operator metrics' reports
 }
 
 // manifestRefresh is how long a manifest is trusted to list every object:

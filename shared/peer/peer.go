@@ -27,6 +27,7 @@ import (
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/host"
 	"github.com/flowercdn/flower/shared/ids"
+	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/webfetch"
 )
 
@@ -86,6 +87,23 @@ type Config struct {
 	// Left are sites of Sites the visitor left (Leave): the peer does not
 	// join them (Rejoin does).
 	Left []string
+
+	// Operator metrics (docs/operator-metrics.md). Every ReportPeriod
+	// (default DefaultReportPeriod), and once more on Close, the peer
+	// reports to the bootstrap service, per site, what Counters counted
+	// since its previous report. NoReport turns reports off (the site's
+	// data-metrics="off").
+	ReportPeriod time.Duration
+	NoReport     bool
+	// Counters returns the cumulative counters of a site (an origin);
+	// nil: the peer's own (SiteCounters).
+	Counters func(origin string) opmetrics.SiteCounters
+	// ReportBase, if set, returns at start what earlier runs already
+	// reported of Counters' values (what Reported was last given), for a
+	// source that outlives the peer (the browser's service worker).
+	ReportBase func(origin string) opmetrics.SiteCounters
+	// Reported, if set, is told the values of Counters a report covered.
+	Reported func(origin string, c opmetrics.SiteCounters)
 }
 
 func (c *Config) setDefaults() error {
@@ -128,6 +146,9 @@ func (c *Config) setDefaults() error {
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
 	}
+	if c.ReportPeriod <= 0 {
+		c.ReportPeriod = DefaultReportPeriod
+	}
 	return nil
 }
 
@@ -156,6 +177,7 @@ type Peer struct {
 	held    held          // objects the Lookup caller stores (CallerStores)
 
 	stats counters
+	rep   reporter
 
 	// The visitor's controls (visitor.go).
 	noServe atomic.Bool
@@ -338,6 +360,9 @@ func Start(ctx context.Context, cfg Config) (*Peer, error) {
 		return nil, err
 	}
 	p.goFunc(boot.run)
+	if !cfg.NoReport {
+		p.goFunc(p.reportLoop)
+	}
 	ok = true
 	p.log.Info("peer started", "id", p.id.Short(), "locality", p.loc, "sites", len(p.sites))
 	return p, nil
@@ -346,6 +371,15 @@ func Start(ctx context.Context, cfg Config) (*Peer, error) {
 // Close leaves the network: the node goes offline (its registrations are
 // withdrawn), its state is saved, and connections close.
 func (p *Peer) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	// The last report goes before the registrations are withdrawn: the
+	// service counts reports for registered sites only.
+	p.finalReport()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

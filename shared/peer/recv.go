@@ -85,6 +85,7 @@ func (p *Peer) incoming(from ids.PeerID, qid uint64, meta []byte, size int64) (S
 			p.log.Debug("expired object from peer", "peer", from.Short(), "url", q.url)
 		} else {
 			p.stats.verifyFailures.Add(1)
+			q.site.ctr.verifyFailures.Add(1)
 			p.log.Warn("bad object from peer", "peer", from.Short(), "url", q.url, "err", err)
 		}
 		p.drv.DeliveryFailed(p.now(), qid, from, why)
@@ -174,6 +175,7 @@ func (s *recvSink) close(err error) {
 			p.log.Debug("object expired during its transfer", "peer", s.from.Short(), "url", s.q.url)
 		} else {
 			p.stats.verifyFailures.Add(1)
+			s.q.site.ctr.verifyFailures.Add(1)
 			p.log.Warn("bad object from peer", "peer", s.from.Short(), "url", s.q.url, "err", err)
 		}
 		p.input(func(now time.Duration) {

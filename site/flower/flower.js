@@ -37,6 +37,10 @@
     log: data.log || localStorage.getItem('flower-log') || '',
     deferMs: Number(data.deferMs || 4000),
     firstByteMs: data.firstByteMs || '',
+    // Operator metrics (docs/operator-metrics.md): data-metrics="off" sends
+    // none; data-report-ms sets the report period (tests).
+    metrics: data.metrics || '',
+    reportMs: data.reportMs || localStorage.getItem('flower-report-ms') || '',
   };
 
   let peer = null; // globalThis.flowerPeer once it runs
@@ -302,7 +306,7 @@
     if (typeof window.Go !== 'function') await loadScript(base + 'wasm_exec.js');
     await watchDevice.init();
     const go = new window.Go();
-    go.argv = ['flower', 'page', cfg.bootstrap, cfg.siteKey, cfg.log];
+    go.argv = ['flower', 'page', cfg.bootstrap, cfg.siteKey, 'metrics=' + cfg.metrics, 'report-ms=' + cfg.reportMs, cfg.log];
     const ready = new Promise((resolve) => { window.flowerReady = resolve; });
     const { instance } = await WebAssembly.instantiateStreaming(fetch(base + 'flower.wasm'), go.importObject);
     go.run(instance).finally(() => {
