@@ -92,7 +92,12 @@ wait_for() {
 	exit 1
 }
 
+# The operator page's token: new for each run, in the environment rather
+# than on the command line (docs/operator-metrics.md).
+operator_token=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+export FLOWER_OPERATOR_TOKEN=$operator_token
 start bootstrap ./bin/flower-bootstrap --listen "$BOOT_ADDR" --allow-origins "$site" >"$run/bootstrap.log" 2>&1
+unset FLOWER_OPERATOR_TOKEN
 wait_for bootstrap "$run/bootstrap.log" "$boot" curl -fsS "$boot/healthz"
 
 : >"$run/origin.jsonl"
@@ -106,6 +111,14 @@ wait_for seeder "$run/seeder.log" "prefetched the site's signed objects" grep -q
 cat <<EOF
 
   Flower-CDN demo running. Open $site/ in Chromium or Firefox.
+
+  Dashboards:
+  - the visitor's (what this browser keeps, serves and fetched; pause, upload
+    cap, clear, leave): $site/flower/dashboard.html
+  - the operator's (offload ratio, peers by locality and role, P2P and origin
+    bytes over time; peers report every 30 s):
+    $boot/dashboard?token=$operator_token
+    and the same as Prometheus metrics: $boot/metrics (flower_site_*)
 
   What to look at:
   - DevTools > Application > Service Workers: /flower-sw.js, activated for $site/

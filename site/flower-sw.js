@@ -148,7 +148,7 @@ function ask(client, url, firstByteMs) {
     const finish = (v) => {
       if (settled) return;
       settled = true;
-      if (!v) console.debug('[flower] no answer from the page-side peer', url, JSON.stringify(trace));
+      if (!v || v.kind === 'origin') console.debug('[flower] the page-side peer answered', v ? 'origin' : 'nothing', url, JSON.stringify(trace));
       clearTimeout(t1);
       clearTimeout(t2);
       ch.port1.close();

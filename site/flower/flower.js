@@ -78,12 +78,13 @@
   }
   const mediaTimer = setTimeout(releaseMedia, cfg.deferMs);
 
-  // The worker's requests whose object has not begun to arrive (their
-  // MessagePorts). While data-channel messages arrive, they are told
-  // {op: "progress"}, at most every PROGRESS_MS: their object may be queued
-  // behind the transfers under way. Sent from the message events
-  // themselves, not from a timer: a page busy receiving may run no timer
-  // for hundreds of milliseconds.
+  // The worker's requests under way (their MessagePorts). While
+  // data-channel messages arrive, they are told {op: "progress"}, at most
+  // every PROGRESS_MS: an object that has not begun to arrive may be queued
+  // behind the transfers under way, and the worker learns that this page
+  // is alive, busy with them, when it has not read a newer request yet.
+  // Sent from the message events themselves, not from a timer: a page busy
+  // receiving may run no timer for hundreds of milliseconds.
   const waiting = new Set();
   const PROGRESS_MS = 100;
   let lastProgress = 0;
@@ -158,10 +159,10 @@
       // The first-byte deadline counts from here: a page busy loading may
       // take a while to read the worker's message.
       port.postMessage({ op: 'accepted' });
-      // Until this object's first byte, the worker hears whenever the
-      // peer's transfers are moving: this one may be queued behind them.
+      // Until the answer, the worker hears whenever the peer's transfers
+      // are moving.
       waiting.add(port);
-      peer.lookup(d.url, () => { waiting.delete(port); port.postMessage({ op: 'start' }); }).finally(() => waiting.delete(port)).then(
+      peer.lookup(d.url, () => port.postMessage({ op: 'start' })).finally(() => waiting.delete(port)).then(
         (r) => {
           if (r.kind === 'object') {
             port.postMessage({ op: 'done', body: r.body, statement: r.statement, local: r.local, peer: r.peer, keep: r.keep }, [r.body.buffer]);

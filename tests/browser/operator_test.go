@@ -51,6 +51,8 @@ func bootMetric(t *testing.T, d *demo, name, sel string) float64 {
 // bytes / (peer bytes + the whitelisted bytes the origin served them).
 func TestOperatorMetrics(t *testing.T) {
 	t.Setenv("FLOWER_REPORT_INTERVAL", "100ms") // read by the bootstrap binary
+	const token = "operator-token-for-the-test"
+	t.Setenv("FLOWER_OPERATOR_TOKEN", token)
 	d := startDemo(t, 1)
 	site := fmt.Sprintf("site=%q", d.url)
 	read := func(name string) *browsertest.Visitor {
@@ -114,4 +116,13 @@ func TestOperatorMetrics(t *testing.T) {
 	if n := bootMetric(t, d, "flower_bootstrap_reports_total", `result="accepted"`); n < 2 {
 		t.Errorf("accepted reports %v", n)
 	}
+
+	// The operator's page shows the same ratio (to the tenth of a percent
+	// it prints) and the two visitors online, and draws its chart.
+	a.Navigate(d.boot.URL + "/dashboard?token=" + token)
+	want := fmt.Sprintf("%.1f %%", 100*reported)
+	a.WaitEval(`document.getElementById("offload").textContent === `+strconv.Quote(want)+` &&
+		Number(document.getElementById("online").textContent) >= 2 &&
+		document.querySelector("#chart canvas") !== null`, 20*time.Second)
+	a.Screenshot("operator.png")
 }
