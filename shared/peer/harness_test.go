@@ -28,6 +28,13 @@ func startBootstrapWith(t *testing.T, localities int, origins, landmarks []strin
 	cfg.Localities = localities
 	cfg.AllowedOrigins = origins
 	cfg.Landmarks = landmarks
+	return startBootstrapCfg(t, cfg)
+}
+
+// startBootstrapCfg runs a bootstrap service with cfg on a free loopback
+// port until the test ends, and returns its base URL.
+func startBootstrapCfg(t *testing.T, cfg bootstrap.Config) string {
+	t.Helper()
 	srv, err := bootstrap.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,9 @@
 package peer_test
 
 import (
-	"bufio"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +14,7 @@ import (
 	"github.com/flowercdn/flower/shared/opmetrics"
 	"github.com/flowercdn/flower/shared/peer"
 	"github.com/flowercdn/flower/shared/peer/peertest"
+	"github.com/flowercdn/flower/tests/bootstraptest"
 )
 
 // startReportingBootstrap runs a bootstrap service that takes a report
@@ -31,51 +25,14 @@ func startReportingBootstrap(t *testing.T, origin string) string {
 	cfg.Localities = 2
 	cfg.AllowedOrigins = []string{origin}
 	cfg.ReportInterval = 20 * time.Millisecond
-	srv, err := bootstrap.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, []net.Listener{ln}) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return startBootstrapCfg(t, cfg)
 }
 
 // metric sums the samples of name on boot's /metrics whose labels contain
 // sel.
 func metric(t *testing.T, boot, name, sel string) float64 {
 	t.Helper()
-	resp, err := http.Get(boot + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') || !strings.Contains(rest, sel) {
-			continue
-		}
-		f := strings.Fields(rest)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return bootstraptest.Metric(t, boot, name, sel)
 }
 
 // Real peers report their counters to the bootstrap service they use:

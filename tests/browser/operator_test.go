@@ -1,16 +1,13 @@
 package browser_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowercdn/flower/tests/bootstraptest"
 	"github.com/flowercdn/flower/tests/browser/browsertest"
 )
 
@@ -18,29 +15,7 @@ import (
 // labels contain sel.
 func bootMetric(t *testing.T, d *demo, name, sel string) float64 {
 	t.Helper()
-	resp, err := http.Get(d.boot.URL + "/metrics")
-	if err != nil {
-		t.Fatalf("bootstrap metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("bootstrap metrics: %v", err)
-	}
-	var sum float64
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name)
-		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') || !strings.Contains(rest, sel) {
-			continue
-		}
-		f := strings.Fields(rest)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+	return bootstraptest.Metric(t, d.boot.URL, name, sel)
 }
 
 // TestOperatorMetrics: visitors A then B read the demo; their page-side
