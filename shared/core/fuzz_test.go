@@ -214,22 +214,29 @@ func FuzzWarmNetwork(f *testing.F) {
 			tn.after(to)
 			tn.run(tn.now + time.Duration(g.byte())*time.Millisecond)
 		}
-		// Heal, then check.
-		tn.run(tn.now + 10*time.Minute)
-		var qs []qkey
-		for round := 0; round < 3; round++ {
-			for i := range tn.nodes {
-				qs = append(qs, tn.query(i, sites[i%2], ids.ObjectID(tn.rnd.IntN(10))))
-				tn.run(tn.now + 100*time.Millisecond)
-			}
-		}
-		tn.run(tn.now + 10*time.Minute)
-		for _, q := range qs {
-			if _, ok := tn.answers[q]; !ok {
-				t.Fatalf("query %+v never answered", q)
-			}
-		}
-		checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
-		checkRing(t, tn)
+		healAndCheck(t, tn, sites)
 	})
+}
+
+// healAndCheck lets the network of the warm-network fuzzers settle, has
+// every node query objects of its site (sites[i%2]), and checks that each
+// query is answered and that the petals and the D-ring are whole.
+func healAndCheck(t *testing.T, tn *testNet, sites []ids.SiteID) {
+	t.Helper()
+	tn.run(tn.now + 10*time.Minute)
+	var qs []qkey
+	for round := 0; round < 3; round++ {
+		for i := range tn.nodes {
+			qs = append(qs, tn.query(i, sites[i%2], ids.ObjectID(tn.rnd.IntN(10))))
+			tn.run(tn.now + 100*time.Millisecond)
+		}
+	}
+	tn.run(tn.now + 10*time.Minute)
+	for _, q := range qs {
+		if _, ok := tn.answers[q]; !ok {
+			t.Fatalf("query %+v never answered", q)
+		}
+	}
+	checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
+	checkRing(t, tn)
 }

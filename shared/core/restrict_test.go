@@ -227,21 +227,6 @@ func FuzzRestrictions(f *testing.F) {
 			tn.drv[i].SetRestrictions(tn.now, Restrictions{})
 			tn.after(i)
 		}
-		tn.run(tn.now + 10*time.Minute)
-		var qs []qkey
-		for round := 0; round < 3; round++ {
-			for i := range tn.nodes {
-				qs = append(qs, tn.query(i, sites[i%2], ids.ObjectID(tn.rnd.IntN(10))))
-				tn.run(tn.now + 100*time.Millisecond)
-			}
-		}
-		tn.run(tn.now + 10*time.Minute)
-		for _, q := range qs {
-			if _, ok := tn.answers[q]; !ok {
-				t.Fatalf("query %+v never answered", q)
-			}
-		}
-		checkPetals(t, tn, func(i int) ids.SiteID { return sites[i%2] })
-		checkRing(t, tn)
+		healAndCheck(t, tn, sites)
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowercdn/flower/shared/core"
 	"github.com/flowercdn/flower/shared/ids"
+	"golang.org/x/time/rate"
 )
 
 // The visitor's controls over what the peer does for others (the browser's
@@ -112,10 +113,7 @@ func (p *Peer) Rejoin(origin string) error {
 }
 
 // Left reports whether the visitor left the site (an origin).
-func (p *Peer) Left(origin string) bool {
-	_, ok := p.left.Load(ids.SiteOf(origin))
-	return ok
-}
+func (p *Peer) Left(origin string) bool { return p.hasLeft(ids.SiteOf(origin)) }
 
 func (p *Peer) hasLeft(site ids.SiteID) bool {
 	_, ok := p.left.Load(site)
@@ -139,85 +137,74 @@ func (r *pacedReader) Read(b []byte) (int, error) {
 	if r.off.Load() {
 		return 0, ErrUploadsOff
 	}
-	step, err := r.lim.wait(r.ctx)
-	if err != nil {
-		return 0, err
-	}
-	if step > 0 && len(b) > step {
+	if step := r.lim.step(); step > 0 && len(b) > step {
 		b = b[:step]
+	}
+	n, err := r.r.Read(b)
+	if werr := r.lim.wait(r.ctx, n); werr != nil {
+		return 0, werr
 	}
 	if r.off.Load() {
 		return 0, ErrUploadsOff
 	}
-	n, err := r.r.Read(b)
-	r.lim.spend(n)
 	return n, err
 }
 
-// limiter is a token bucket shared by the peer's uploads: rate bytes per
-// second, a burst of a quarter second. Spending may run the bucket into
-// debt; wait then blocks until it is paid back. A rate change applies to
-// waiting uploads within limiterStep.
+// limiter is the upload cap shared by the peer's uploads: a token bucket
+// (golang.org/x/time/rate) of rate bytes per second with a burst of a
+// quarter second. Uploads take at most an eighth of a second's bytes per
+// read, so a rate change applies to uploads under way within that.
 type limiter struct {
-	mu    sync.Mutex
-	rate  int64 // bytes/s; 0: no cap
-	avail float64
-	last  time.Time
+	mu sync.Mutex
+	l  *rate.Limiter // nil: no cap
 }
-
-const limiterStep = 100 * time.Millisecond
 
 func (l *limiter) setRate(bps int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rate = max(bps, 0)
-	l.avail, l.last = 0, time.Now()
+	if bps <= 0 {
+		l.l = nil
+		return
+	}
+	burst := int(max(bps/4, 1024))
+	if l.l == nil {
+		l.l = rate.NewLimiter(rate.Limit(bps), burst)
+		l.l.AllowN(time.Now(), burst) // no burst at the start: the cap from the first byte
+		return
+	}
+	l.l.SetLimit(rate.Limit(bps))
+	l.l.SetBurst(burst)
+}
+
+func (l *limiter) get() *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.l
 }
 
 func (l *limiter) rateNow() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rate
-}
-
-// refill adds what the time since the last refill earned. Called under mu.
-func (l *limiter) refill(now time.Time) {
-	burst := float64(l.rate) / 4
-	l.avail = min(l.avail+now.Sub(l.last).Seconds()*float64(l.rate), burst)
-	l.last = now
-}
-
-// wait blocks until the bucket is out of debt and returns how many bytes
-// the next read may take (0: any).
-func (l *limiter) wait(ctx context.Context) (int, error) {
-	for {
-		l.mu.Lock()
-		if l.rate <= 0 {
-			l.mu.Unlock()
-			return 0, nil
-		}
-		l.refill(time.Now())
-		if l.avail >= 0 {
-			step := int(max(l.rate/8, 512))
-			l.mu.Unlock()
-			return step, nil
-		}
-		d := min(time.Duration(-l.avail/float64(l.rate)*float64(time.Second))+time.Millisecond, limiterStep)
-		l.mu.Unlock()
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("peer: upload paced: %w", ctx.Err())
-		case <-t.C:
-		}
+	if r := l.get(); r != nil {
+		return int64(r.Limit())
 	}
+	return 0
 }
 
-func (l *limiter) spend(n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.rate > 0 {
-		l.avail -= float64(n)
+// step is how many bytes the next read may take (0: any).
+func (l *limiter) step() int {
+	if r := l.get(); r != nil {
+		return int(min(max(int64(r.Limit())/8, 512), int64(r.Burst())))
 	}
+	return 0
+}
+
+// wait blocks until n bytes just read may go out.
+func (l *limiter) wait(ctx context.Context, n int) error {
+	r := l.get()
+	if r == nil || n == 0 {
+		return nil
+	}
+	if err := r.WaitN(ctx, min(n, r.Burst())); err != nil {
+		return fmt.Errorf("peer: upload paced: %w", err)
+	}
+	return nil
 }

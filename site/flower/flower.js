@@ -138,11 +138,13 @@
     sw.addEventListener('message', onMessage);
   }
 
-  function announce(op) {
+  // announce tells the service worker {op, ...fields}.
+  function announce(op, fields) {
     if (!sw) return;
+    const msg = Object.assign({ op }, fields);
     const target = sw.controller;
-    if (target) target.postMessage({ op });
-    else sw.ready.then((r) => r.active && r.active.postMessage({ op }));
+    if (target) target.postMessage(msg);
+    else sw.ready.then((r) => r.active && r.active.postMessage(msg));
   }
 
   // The service worker asks for an object ({op: "get"} with a port), tells
@@ -231,7 +233,8 @@
   async function control(name, arg) {
     if (peer) {
       const r = await peer[name](arg);
-      if (name === 'leave') announceSettings(arg);
+      // The worker passes the site's requests through once the visitor left.
+      if (name === 'leave') announce('settings', { left: !!arg });
       return r === undefined ? null : r;
     }
     if (!bc) throw new Error('no page runs the peer');
@@ -244,13 +247,6 @@
       }, 5000);
     });
   }
-  // The worker passes the site's requests through once the visitor left.
-  function announceSettings(left) {
-    const msg = { op: 'settings', left: !!left };
-    if (sw && sw.controller) sw.controller.postMessage(msg);
-    else if (sw) sw.ready.then((r) => r.active && r.active.postMessage(msg));
-  }
-
   // What the browser says of the device: Save-Data stops uploads; a
   // metered connection (navigator.connection.type "cellular", which Chrome
   // reports on Android and ChromeOS only) or a battery running low
