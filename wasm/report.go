@@ -43,10 +43,7 @@ func reportOptions(opts []string) (noReport bool, every time.Duration) {
 // IndexedDB each second) and the verification failures of objects this
 // page's peer got from other peers.
 func pageCounters(st *idb.Store, pp *pagePeer) opmetrics.SiteCounters {
-	var w worker.Snapshot
-	if b, err := st.Doc(worker.StatsDoc); err == nil && b != nil {
-		_ = json.Unmarshal(b, &w)
-	}
+	w, _ := worker.SavedStats(st)
 	c := w.SiteCounters()
 	if pp.p != nil {
 		c.VerifyFailures += uint64(max(pp.p.Stats().VerifyFailures, 0))

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/flowercdn/flower/shared/core"
@@ -70,9 +69,7 @@ func (pp *pagePeer) stats() Stats {
 			}
 		}
 	})
-	if b, err := pp.st.Doc(worker.StatsDoc); err == nil && b != nil {
-		_ = json.Unmarshal(b, &s.Worker)
-	}
+	s.Worker, _ = worker.SavedStats(pp.st)
 	w := s.Worker
 	s.Requests = Sources{Cache: w.FromCache, Peers: w.FromPeers, Origin: w.FromOrigin}
 	s.Bytes = Sources{Cache: w.BytesFromCache, Peers: w.BytesFromPeers, Origin: w.BytesFromOrigin}

@@ -22,6 +22,16 @@ import (
 // StatsDoc is the IndexedDB document holding the worker's counters.
 const StatsDoc = "worker-stats"
 
+// SavedStats reads the worker's counters as it last saved them in st
+// (StatsDoc); ok is false when there are none or they do not decode.
+func SavedStats(st *idb.Store) (s Snapshot, ok bool) {
+	b, err := st.Doc(StatsDoc)
+	if err != nil || b == nil {
+		return s, false
+	}
+	return s, json.Unmarshal(b, &s) == nil
+}
+
 // wellKnownDoc holds the site's well-known document as last read, so that
 // the worker can verify its cache while the origin is unreachable.
 const wellKnownDoc = "well-known"
@@ -57,11 +67,8 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if b, err := st.Doc(StatsDoc); err == nil && b != nil {
-		var s Snapshot
-		if json.Unmarshal(b, &s) == nil {
-			w.Restore(s)
-		}
+	if s, ok := SavedStats(st); ok {
+		w.Restore(s)
 	}
 	b, err := st.Doc(SettingsDoc)
 	if err != nil {
