@@ -268,7 +268,7 @@ func (s idbStore) Delete(site ids.SiteID, obj ids.ObjectID) error { return s.s.D
 func (s idbStore) Touch(site ids.SiteID, obj ids.ObjectID, e peer.Entry) error {
 	return s.s.Touch(site, obj, idb.Meta{Entry: e})
 }
-func (s idbStore) Trim(quota int64) ([]peer.Entry, error) { return s.s.Trim(quota) }
+func (s idbStore) Trim(quota int64) ([]peer.Entry, int64, error) { return s.s.Trim(quota) }
 
 // jsPeers reaches the page-side peers through the glue's flowerAskPeer and
 // flowerFetched (site/flower-sw.js), which do the client messaging.

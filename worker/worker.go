@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,8 +44,9 @@ type Store interface {
 	Delete(site ids.SiteID, obj ids.ObjectID) error
 	// Touch records a use, for Trim's LRU order.
 	Touch(site ids.SiteID, obj ids.ObjectID, e peer.Entry) error
-	// Trim deletes least recently used objects past quota bytes.
-	Trim(quota int64) ([]peer.Entry, error)
+	// Trim deletes least recently used objects past quota bytes and
+	// returns them and the bytes the store keeps.
+	Trim(quota int64) (gone []peer.Entry, kept int64, err error)
 }
 
 // AnswerKind says how a page-side peer answered.
@@ -135,7 +137,12 @@ type Worker struct {
 	log   *slog.Logger
 	stats Counters
 	trim  sync.Mutex
-	left  atomic.Bool // SetLeft
+	// room is what the store can take before the quota, as the last Trim
+	// left it less what was stored since (unknown before the first Trim:
+	// far below zero). A store within it needs no Trim, which reads every
+	// object's entry.
+	room atomic.Int64
+	left atomic.Bool // SetLeft
 }
 
 // New returns a Worker.
@@ -152,7 +159,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger}
+	w.room.Store(math.MinInt64 / 2) // unknown: the first store trims
+	return w, nil
 }
 
 // Shares reports whether the worker handles url (the site's whitelist).
@@ -267,7 +276,7 @@ func (w *Worker) keep(e peer.Entry, body []byte) {
 		stored = false
 	}
 	w.cfg.Peers.Fetched(e.URL, true, stored)
-	if stored {
+	if stored && w.room.Add(-int64(len(body))) < 0 {
 		w.trimStore()
 	}
 }
@@ -283,10 +292,12 @@ func (w *Worker) trimStore() {
 		return // a trim is under way
 	}
 	defer w.trim.Unlock()
-	gone, err := w.cfg.Store.Trim(w.cfg.Quota)
+	gone, kept, err := w.cfg.Store.Trim(w.cfg.Quota)
 	if err != nil {
 		w.log.Warn("trim", "err", err)
+		return // room stays negative: the next store trims again
 	}
+	w.room.Store(w.cfg.Quota - kept)
 	if len(gone) > 0 {
 		w.stats.Evicted.Add(int64(len(gone)))
 	}

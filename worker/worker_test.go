@@ -23,6 +23,13 @@ type memStore struct {
 	mu    sync.Mutex
 	clock int
 	objs  map[ids.ObjectID]*memObj
+	trims int // Trim calls
+}
+
+func (m *memStore) trimCalls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.trims
 }
 
 type memObj struct {
@@ -68,9 +75,10 @@ func (m *memStore) Touch(_ ids.SiteID, obj ids.ObjectID, _ peer.Entry) error {
 	return nil
 }
 
-func (m *memStore) Trim(quota int64) ([]peer.Entry, error) {
+func (m *memStore) Trim(quota int64) ([]peer.Entry, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.trims++
 	var all []*memObj
 	var total int64
 	for _, o := range m.objs {
@@ -87,7 +95,7 @@ func (m *memStore) Trim(quota int64) ([]peer.Entry, error) {
 		total -= o.e.Size
 		gone = append(gone, o.e)
 	}
-	return gone, nil
+	return gone, total, nil
 }
 
 func (m *memStore) has(url string) bool {
@@ -308,9 +316,12 @@ func TestQuota(t *testing.T) {
 	a, b, c := o.URL+"/static/a.bin", o.URL+"/static/b.bin", o.URL+"/static/c.bin"
 	stored := func(u string) func() bool { return func() bool { return st.has(u) } }
 	handle(t, w, a, nil)
-	peertest.Eventually(t, "a stored", 2*time.Second, stored(a))
+	peertest.Eventually(t, "a stored, the store trimmed", 2*time.Second, func() bool { return st.has(a) && st.trimCalls() == 1 })
 	handle(t, w, b, nil)
 	peertest.Eventually(t, "b stored", 2*time.Second, stored(b))
+	if n := st.trimCalls(); n != 1 {
+		t.Fatalf("%d trims after storing b within the quota, want none since a's", n-1)
+	}
 	handle(t, w, a, nil) // a is now more recent than b
 	handle(t, w, c, nil) // 220 KiB > 170 KiB: b goes
 	peertest.Eventually(t, "the LRU object is evicted", 2*time.Second, func() bool { return !st.has(b) })

@@ -444,10 +444,10 @@ func (s *Store) List() ([]peer.Entry, error) {
 
 // Trim deletes least recently used objects until the store holds at most
 // quota bytes, and returns what it deleted.
-func (s *Store) Trim(quota int64) ([]peer.Entry, error) {
+func (s *Store) Trim(quota int64) ([]peer.Entry, int64, error) {
 	ms, err := s.Metas()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var total int64
 	for _, m := range ms {
@@ -459,12 +459,12 @@ func (s *Store) Trim(quota int64) ([]peer.Entry, error) {
 			break
 		}
 		if err := s.Delete(m.Site, ids.ObjectOf(m.URL)); err != nil {
-			return gone, err
+			return gone, total, err
 		}
 		total -= m.Size
 		gone = append(gone, m.Entry)
 	}
-	return gone, nil
+	return gone, total, nil
 }
 
 // Doc returns a small document (nil, nil when absent).

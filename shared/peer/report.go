@@ -117,15 +117,13 @@ func (p *Peer) reportFrame() (*frame.Frame, map[string]opmetrics.SiteCounters) {
 		cur := p.counters(o)
 		base := r.base[o]
 		d := cur.Sub(base)
-		if d.IsZero() {
-			next[o] = advanced(base, cur, d)
-			continue
-		}
-		if frame.ClampReport(&d) {
+		if !d.IsZero() && frame.ClampReport(&d) {
 			p.log.Info("report: counts past the frame's bounds wait for the next report", "site", o)
 		}
 		next[o] = advanced(base, cur, d)
-		f.Report = append(f.Report, frame.SiteReport{Site: ids.SiteOf(o), Origin: o, Counters: d})
+		if !d.IsZero() {
+			f.Report = append(f.Report, frame.SiteReport{Site: ids.SiteOf(o), Origin: o, Counters: d})
+		}
 	}
 	if len(f.Report) == 0 {
 		return nil, next
