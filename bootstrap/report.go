@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,11 +36,7 @@ func (p *peer) report(rs []frame.SiteReport) {
 	regs := p.regs
 	p.mu.Unlock()
 	for _, r := range rs {
-		registered := false
-		for _, g := range regs {
-			registered = registered || g.Site == r.Site
-		}
-		if !registered {
+		if !slices.ContainsFunc(regs, func(g frame.Reg) bool { return g.Site == r.Site }) {
 			s.m.reports.WithLabelValues("unregistered").Inc()
 			p.sendError(frame.CodeBadReport, frame.TReport, ids.PeerID{}, 0,
 				fmt.Sprintf("report refused, nothing counted: site %016x is not registered by this peer", uint64(r.Site)))
@@ -163,7 +160,7 @@ func histogram(h *opmetrics.Histogram) (count uint64, sum float64, buckets map[f
 	return count, sum, buckets
 }
 
-// handleReportDecodeError answers a Report frame that does not decode.
+// badReport answers a Report frame that does not decode.
 func (p *peer) badReport(err error) {
 	p.s.m.reports.WithLabelValues("malformed").Inc()
 	what := "malformed"
