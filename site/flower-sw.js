@@ -16,7 +16,10 @@ importScripts(BASE + 'wasm_exec.js');
 let W = null; // globalThis.flowerWorker, once the Go side is ready
 
 // Windows whose page-side peer runs (clientId -> last heard, ms). The pages
-// say so with {op: "peer-up"} when their peer starts and every 10 s after.
+// say so with {op: "peer-up"} when their peer starts and every 10 s after;
+// any word on a request's channel counts too (ask: a page answering other
+// requests is alive, and a request it has not read yet is queued behind
+// them).
 const peers = new Map();
 const PEER_FRESH_MS = 30000;
 
@@ -131,10 +134,6 @@ const MOVING_MS = 1000;
 // busy (verifying and storing other objects): the page may have spoken
 // meanwhile, its message queued behind the timer.
 const LATE_MS = 50;
-// When each window last said anything on any request's channel (clientId
-// -> ms): a page that is answering other requests is alive, and a request
-// it has not read yet is queued behind them.
-const heard = new Map();
 
 function ask(client, url, firstByteMs) {
   return new Promise((resolve) => {
@@ -175,7 +174,7 @@ function ask(client, url, firstByteMs) {
             arm(Math.min(late, firstByteMs));
             return;
           }
-          const since = now - (heard.get(client.id) || 0);
+          const since = now - (peers.get(client.id) || 0);
           if (since < firstByteMs) {
             trace.push(['busy', now - asked]);
             arm(firstByteMs - since);
@@ -190,7 +189,7 @@ function ask(client, url, firstByteMs) {
     ch.port1.onmessage = (ev) => {
       const d = ev.data || {};
       trace.push([d.op, Date.now() - asked]);
-      heard.set(client.id, Date.now());
+      peers.set(client.id, Date.now());
       switch (d.op) {
         case 'start':
           begun = true;
