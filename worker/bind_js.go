@@ -307,7 +307,6 @@ func (jsPeers) Ask(ctx context.Context, url, clientID string, firstByte time.Dur
 	if a.Entry.Statement, err = jsutil.ToGo(get("statement")); err != nil {
 		return Answer{}, err
 	}
-	a.Entry.Size = int64(len(a.Body))
 	a.Local, _ = get("local").Bool()
 	a.Keep, _ = get("keep").Bool()
 	if d := get("digest"); !d.IsUndefined() && !d.IsNull() {
